@@ -1,0 +1,52 @@
+"""``claim``: every statement a notebook makes is measured and asserted.
+
+>>> claim(0.93 > 0.90, "the model beats the baseline", accuracy="93.0 %", baseline="90.0 %")
+✔ the model beats the baseline (accuracy = 93.0 %, baseline = 90.0 %)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+PASS_MARK = "✔"
+
+
+def format_value(value: Any) -> str:
+    """Format a measured value for a claim line: floats with 4 significant digits, the rest as str."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _measured_text(measured: dict[str, Any]) -> str:
+    return ", ".join(f"{name} = {format_value(value)}" for name, value in measured.items())
+
+
+def claim(condition: Any, statement: str, **measured: Any) -> None:
+    """Assert ``condition``; print ``✔ statement (measured values)`` when it holds.
+
+    Pass the numbers the condition was computed from as keyword arguments, with units in the name or
+    in a string value (``gap_pp=3.2`` or ``gap="3.2 pp"``). When the condition is false an
+    ``AssertionError`` is raised whose message names the statement and the measured values, so a
+    failing notebook cell says what was expected and what was measured.
+    """
+    if not isinstance(statement, str) or not statement.strip():
+        raise TypeError("statement must be a non-empty str describing what is claimed")
+    try:
+        holds = bool(condition)
+    except (TypeError, ValueError) as error:  # e.g. a multi-element array
+        raise TypeError(
+            f"condition must be a single truth value, got {type(condition).__name__}: {error}"
+        ) from error
+    details = _measured_text(measured)
+    suffix = f" ({details})" if details else ""
+    if not holds:
+        raise AssertionError(f"Claim failed: {statement}{suffix}")
+    print(f"{PASS_MARK} {statement}{suffix}")

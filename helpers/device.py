@@ -1,0 +1,139 @@
+"""One place that picks the device, seeds every framework, and describes the hardware."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from typing import Any
+
+import numpy as np
+
+DEVICE_ORDER = ("cuda", "mps", "cpu")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def cuda_available() -> bool:
+    """True when PyTorch sees a CUDA GPU."""
+    return bool(_torch().cuda.is_available())
+
+
+def pick_device(prefer: str | None = None) -> Any:
+    """Return a ``torch.device``: CUDA, then Apple MPS, then CPU.
+
+    ``prefer`` forces one of ``"cuda"``, ``"mps"`` or ``"cpu"``; asking for one that is not there
+    raises ``ValueError`` rather than silently falling back.
+    """
+    torch = _torch()
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "cpu": True,
+    }
+    if prefer is not None:
+        if prefer not in available:
+            raise ValueError(f"prefer must be one of {DEVICE_ORDER} or None, got {prefer!r}")
+        if not available[prefer]:
+            raise ValueError(f"prefer={prefer!r} but no {prefer} device is available here")
+        return torch.device(prefer)
+    return torch.device(next(name for name in DEVICE_ORDER if available[name]))
+
+
+def gpu_skip_reason() -> str | None:
+    """None when a CUDA GPU is present, otherwise a sentence saying why GPU cells are skipped."""
+    if not _torch_importable():
+        return "PyTorch is not installed, so no CUDA GPU can be used"
+    if cuda_available():
+        return None
+    return "no CUDA GPU is visible (torch.cuda.is_available() is False); running the CPU counterpart"
+
+
+def _torch_importable() -> bool:
+    try:
+        _torch()
+    except ImportError:
+        return False
+    return True
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy, and PyTorch / TensorFlow when they are imported.
+
+    Frameworks are seeded only if the notebook has already imported them, so seeding never pays for
+    importing TensorFlow. Call it again after a late framework import.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.manual_seed(seed)  # seeds CPU and every CUDA device
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
+    elif "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)
+
+
+def synchronize(device: Any = None) -> None:
+    """Wait for queued GPU work (no-op on CPU); call before reading a clock."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return
+    if device is None or getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return pages * page_size / 2**30
+
+
+def describe_hardware() -> dict[str, str]:
+    """Hardware and library versions as a flat dict of strings (for a table or a run report)."""
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu": _cpu_model(),
+        "logical_cores": str(os.cpu_count()),
+        "numpy": np.__version__,
+    }
+    memory = _memory_gib()
+    if memory is not None:
+        info["memory"] = f"{memory:.1f} GiB"
+    if _torch_importable():
+        torch = _torch()
+        info["torch"] = torch.__version__
+        info["torch_threads"] = str(torch.get_num_threads())
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        info["device"] = str(pick_device())
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            info["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+            info["cuda"] = str(torch.version.cuda)
+        else:
+            info["gpu"] = "none"
+    return info
