@@ -15,13 +15,16 @@ from helpers.device import synchronize
 
 
 def format_seconds(seconds: float) -> str:
-    """Human units: ``0.00042`` → ``'420 µs'``, ``1.5`` → ``'1.50 s'``."""
+    """Human units: ``0.00042`` → ``'420 µs'``, ``1.5`` → ``'1.5 s'``, ``0.0009996`` → ``'1 ms'``."""
     if seconds < 0:
         raise ValueError(f"seconds must be >= 0, got {seconds}")
+    rounded = float(f"{seconds:.3g}")  # pick the unit after rounding: never '1e+03 µs'
+    if rounded >= 1000:
+        return f"{seconds:.0f} s"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+        if rounded >= scale:
+            return f"{rounded / scale:.3g} {unit}"
+    return f"{rounded / 1e-9:.3g} ns"
 
 
 @dataclass(frozen=True)

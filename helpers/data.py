@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,9 @@ MANIFEST_COLUMNS = ("file", "sha256", "rows", "source", "licence")
 
 
 def _check_fraction(name: str, value: float, *, allow_zero: bool = True) -> None:
-    low_ok = value >= 0 if allow_zero else value > 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low_ok or value >= 1:
+    is_number = not isinstance(value, bool) and isinstance(value, (int, float))
+    low_ok = is_number and (value >= 0 if allow_zero else value > 0)
+    if not low_ok or value >= 1:
         bound = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"{name} must be a number in {bound}, got {value!r}")
 
@@ -110,13 +112,15 @@ def split(
         raise ValueError(f"val_size + test_size must be < 1, got {val_size + test_size}")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
+    # Counts, not the fraction val_size / (1 - test_size): its rounding error made 0.1 of 100 rows 11.
+    n_test, n_val = (math.ceil(round(size * len(X), 9)) for size in (test_size, val_size))
     X_rest, X_test, y_rest, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
+        X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None
     )
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest,
         y_rest,
-        test_size=val_size / (1 - test_size),
+        test_size=n_val,
         random_state=seed,
         stratify=y_rest if stratify else None,
     )

@@ -24,6 +24,9 @@ STYLE = {
     "legend.frameon": False,
 }
 
+# Metric names (or parts of them) whose best epoch is the minimum, as in Keras' "mae" or "val_mse".
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "mape", "msle", "crossentropy")
+
 
 def use_style() -> None:
     """Apply the course's figure style (called on import; call again after ``plt.style.use``)."""
@@ -82,9 +85,8 @@ def learning_curves(
     if series.get(val_key):
         values = series[val_key]
         ax.plot(epochs, values, linestyle="--", color=line.get_color(), label=f"{prefix}validation")
-        best = min(range(len(values)), key=values.__getitem__) if "loss" in metric else max(
-            range(len(values)), key=values.__getitem__
-        )
+        lower_is_better = any(word in metric for word in LOWER_IS_BETTER)
+        best = (min if lower_is_better else max)(range(len(values)), key=values.__getitem__)
         ax.plot(best + 1, values[best], marker="o", color=line.get_color())
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)

@@ -126,7 +126,9 @@ def pointer_problems(bank: list[Question], notebooks_dir: str | Path = NOTEBOOKS
         if not path.is_file():
             problems.append(f"{q.id}: notebook {q.notebook}.ipynb does not exist")
             continue
-        sections = cache.setdefault(q.notebook, notebook_sections(path))
+        if q.notebook not in cache:
+            cache[q.notebook] = notebook_sections(path)
+        sections = cache[q.notebook]
         if q.section not in sections:
             problems.append(f"{q.id}: no '({q.section})=' label in {q.notebook}.ipynb")
         elif not sections[q.section]:

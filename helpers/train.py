@@ -20,7 +20,7 @@ Augment = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class History:
-    """Per-epoch metrics of one ``fit`` call. Accuracies are None for regression targets."""
+    """Per-epoch metrics of one ``fit`` call. The accuracy lists stay empty for regression targets."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)

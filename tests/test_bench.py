@@ -1,0 +1,161 @@
+import functools
+import time
+
+import pytest
+
+from helpers.bench import Comparison, Timing, compare, format_seconds, time_fn
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1.5, "1.5 s"),
+        (12.345, "12.3 s"),
+        (1234.0, "1234 s"),
+        (0.0123, "12.3 ms"),
+        (0.00042, "420 µs"),
+        (0.0009996, "1 ms"),
+        (5e-8, "50 ns"),
+        (0.0, "0 ns"),
+    ],
+)
+def test_format_seconds_units(seconds, text):
+    assert format_seconds(seconds) == text
+
+
+def test_format_seconds_rejects_negative():
+    with pytest.raises(ValueError, match="seconds"):
+        format_seconds(-1e-3)
+
+
+def test_timing_statistics():
+    timing = Timing("f", (3.0, 1.0, 2.0, 10.0))
+    assert timing.median_s == 2.5
+    assert timing.min_s == 1.0
+    assert timing.iqr_s == pytest.approx(4.75 - 1.75)
+    assert str(timing) == "f: 2.5 s median (IQR 3 s, n=4)"
+
+
+def test_timing_of_one_run_has_no_spread():
+    assert Timing("f", (0.002,)).iqr_s == 0.0
+
+
+def test_time_fn_warms_up_then_times_repeats():
+    calls = []
+    timing = time_fn(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert len(timing.times_s) == 3
+    assert all(t >= 0 for t in timing.times_s)
+
+
+def test_time_fn_measures_the_work():
+    def nap():
+        time.sleep(0.002)
+
+    timing = time_fn(nap, warmup=0, repeats=2, device="cpu")
+    assert timing.name == "nap"
+    assert timing.min_s >= 0.002
+
+
+def test_time_fn_names():
+    assert time_fn(lambda: None, repeats=1, name="mine").name == "mine"
+    assert time_fn(functools.partial(int, "1"), repeats=1).name == "fn"
+
+
+def test_time_fn_rejects_non_callable():
+    with pytest.raises(TypeError, match="fn"):
+        time_fn(42)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("warmup", {"warmup": -1}),
+        ("warmup", {"warmup": True}),
+        ("repeats", {"repeats": 0}),
+        ("repeats", {"repeats": 2.0}),
+    ],
+)
+def test_time_fn_rejects_bad_counts(name, kwargs):
+    with pytest.raises(ValueError, match=name):
+        time_fn(lambda: None, **kwargs)
+
+
+def test_compare_interleaves_variants():
+    order = []
+    variants = {name: functools.partial(order.append, name) for name in ("a", "b")}
+    comparison = compare(variants, warmup=2, repeats=3)
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert comparison.baseline == "a"
+    assert [len(t.times_s) for t in comparison.timings.values()] == [3, 3]
+
+
+def test_compare_speedup_of_a_faster_variant():
+    comparison = compare(
+        {"slow": functools.partial(time.sleep, 0.006), "fast": functools.partial(time.sleep, 0.002)},
+        warmup=0,
+        repeats=3,
+    )
+    slow, fast = comparison.timings["slow"], comparison.timings["fast"]
+    assert comparison.speedup("fast") == slow.median_s / fast.median_s
+    assert comparison.speedup("fast") > 1.5
+    assert comparison.speedup("slow") == 1.0
+
+
+def test_compare_with_explicit_baseline():
+    comparison = compare({"a": lambda: None, "b": lambda: None}, baseline="b", warmup=0, repeats=1)
+    assert comparison.baseline == "b"
+    assert comparison.speedup("b") == 1.0
+
+
+@pytest.fixture
+def known():
+    return Comparison(
+        {"base": Timing("base", (4.0, 4.0)), "quick": Timing("quick", (1.0, 1.0))},
+        baseline="base",
+    )
+
+
+def test_comparison_speedup_is_baseline_median_over_variant_median(known):
+    assert known.speedup("quick") == 4.0
+    assert known.speedup("base") == 1.0
+
+
+def test_comparison_speedup_unknown_variant(known):
+    with pytest.raises(KeyError, match="nope"):
+        known.speedup("nope")
+
+
+def test_comparison_rows_and_text(known):
+    assert known.rows() == [
+        {"variant": "base", "median": "4 s", "IQR": "0 ns", "speed-up vs base": 1.0},
+        {"variant": "quick", "median": "1 s", "IQR": "0 ns", "speed-up vs base": 4.0},
+    ]
+    assert str(known).splitlines()[1] == "quick: 1 s median (IQR 0 ns, n=2)  → 4.00x vs base"
+
+
+def test_comparison_table_is_indexed_by_variant(known):
+    table = known.table()
+    assert list(table.index) == ["base", "quick"]
+    assert table.loc["quick", "speed-up vs base"] == 4.0
+
+
+@pytest.mark.parametrize("variants", [{}, [lambda: None]])
+def test_compare_rejects_empty_or_non_mapping(variants):
+    with pytest.raises(ValueError, match="variants"):
+        compare(variants)
+
+
+def test_compare_rejects_non_callable_variant():
+    with pytest.raises(TypeError, match=r"variants\['b'\]"):
+        compare({"a": lambda: None, "b": 3})
+
+
+def test_compare_rejects_unknown_baseline():
+    with pytest.raises(ValueError, match="baseline"):
+        compare({"a": lambda: None}, baseline="z")
+
+
+def test_compare_rejects_bad_repeats():
+    with pytest.raises(ValueError, match="repeats"):
+        compare({"a": lambda: None}, repeats=0)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+
+from helpers.models import count_parameters, mlp, weight_tensors
+
+
+def test_mlp_layer_structure():
+    model = mlp(4, [8, 6], 3)
+    assert [type(layer) for layer in model] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    assert [(layer.in_features, layer.out_features) for layer in model if isinstance(layer, nn.Linear)] == [
+        (4, 8),
+        (8, 6),
+        (6, 3),
+    ]
+
+
+def test_mlp_outputs_raw_logits_of_the_right_shape():
+    model = mlp(4, [8], 3)
+    assert isinstance(model[-1], nn.Linear)
+    assert model(torch.zeros(5, 4)).shape == (5, 3)
+
+
+def test_mlp_adds_dropout_after_each_activation():
+    model = mlp(4, [8, 6], 3, activation=nn.Tanh, dropout=0.25)
+    assert [type(layer) for layer in model] == [
+        nn.Linear,
+        nn.Tanh,
+        nn.Dropout,
+        nn.Linear,
+        nn.Tanh,
+        nn.Dropout,
+        nn.Linear,
+    ]
+    assert all(layer.p == 0.25 for layer in model if isinstance(layer, nn.Dropout))
+
+
+def test_mlp_without_hidden_layers_is_linear():
+    model = mlp(4, [], 2)
+    assert len(model) == 1
+    assert isinstance(model[0], nn.Linear)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("in_features", {"in_features": 0}),
+        ("in_features", {"in_features": True}),
+        ("in_features", {"in_features": 4.0}),
+        ("out_features", {"out_features": -1}),
+        ("hidden", {"hidden": [8, 0]}),
+        ("hidden", {"hidden": [True]}),
+        ("dropout", {"dropout": 1.0}),
+        ("dropout", {"dropout": -0.1}),
+    ],
+)
+def test_mlp_rejects_bad_arguments(name, kwargs):
+    args = {"in_features": 4, "hidden": [8], "out_features": 2, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        mlp(args.pop("in_features"), args.pop("hidden"), args.pop("out_features"), **args)
+
+
+def test_count_parameters_by_hand():
+    assert count_parameters(mlp(4, [8, 6], 3)) == (4 * 8 + 8) + (8 * 6 + 6) + (6 * 3 + 3)
+
+
+def test_count_parameters_trainable_only_skips_frozen():
+    model = mlp(4, [8, 6], 3)
+    model[0].requires_grad_(False)
+    assert count_parameters(model) == 115
+    assert count_parameters(model, trainable_only=True) == 115 - (4 * 8 + 8)
+
+
+def test_weight_tensors_excludes_biases():
+    shapes = [tuple(w.shape) for w in weight_tensors(mlp(4, [8, 6], 3))]
+    assert shapes == [(8, 4), (6, 8), (3, 6)]
+
+
+def test_weight_tensors_keeps_conv_kernels_and_skips_norm_scales():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 1))
+    assert [tuple(w.shape) for w in weight_tensors(model)] == [(2, 1, 3, 3), (1, 8)]
