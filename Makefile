@@ -1,0 +1,79 @@
+# ML Engineering Interview Lab — the two commands that matter:
+#   make book   execute every notebook in full mode and build the website (the main job)
+#   make test   lint, unit tests, and every notebook in fast mode
+# Both create .venv (Python 3.11) and install the pinned set on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+BUILD := build
+BOOK_SRC := $(BUILD)/book
+SITE := $(BOOK_SRC)/_build/html
+NB_BUDGET ?= 60
+CELL_TIMEOUT ?= 600
+export MLLAB_PROGRESS := 0
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: help install test lint unit notebooks book execute pages site check-site lab clean
+
+help:
+	@echo "make book   - execute all notebooks (full mode) and build the website into $(SITE)"
+	@echo "make test   - lint + unit tests + every notebook in fast mode (what CI runs)"
+	@echo "make lab    - open JupyterLab on the course"
+	@echo "make check-site - open the built site in headless Chromium, check pages and links"
+	@echo "make clean  - remove build outputs (keeps .venv)"
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0] + " (set PYTHON=/path/to/python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# ---- tests -------------------------------------------------------------------------------
+test: lint unit notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check helpers tools tests notebooks
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q --cov --cov-report=term --cov-report=xml:$(BUILD)/coverage.xml
+
+notebooks: $(STAMP)
+	rm -rf $(BUILD)/fast
+	$(BIN)/python -m tools.notebooks prepare-fast --out $(BUILD)/fast
+	$(BIN)/python -m pytest $(BUILD)/fast -q -p no:cacheprovider -p tools.nbtiming \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) \
+		--nb-budget=$(NB_BUDGET) --nb-durations=$(BUILD)/fast/durations.json \
+		--rootdir=. -c pyproject.toml
+
+# ---- the book ----------------------------------------------------------------------------
+book: execute pages site
+	@if command -v chromium >/dev/null 2>&1; then $(MAKE) --no-print-directory check-site; \
+	else echo "check-site skipped: Debian's 'chromium' is not installed (apt-get install chromium)"; fi
+	@echo "The book is at $(abspath $(SITE))/index.html"
+
+execute: $(STAMP)
+	$(BIN)/python -m tools.notebooks execute --out $(BUILD)/full --timeout $(CELL_TIMEOUT)
+
+pages: $(STAMP)
+	$(BIN)/python -m tools.book_pages --executed $(BUILD)/full --out $(BOOK_SRC)
+
+site: $(STAMP)
+	$(BIN)/jupyter-book build $(BOOK_SRC) --warningiserror --keep-going
+
+check-site: $(STAMP)
+	$(BIN)/python -m tools.check_site $(SITE) --screenshot $(BUILD)/screenshots
+
+# ---- studying ----------------------------------------------------------------------------
+lab: $(STAMP)
+	MLLAB_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=notebooks
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""Build and test tooling of the course (not imported by notebooks)."""

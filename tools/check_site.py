@@ -1,0 +1,150 @@
+"""Open every page of the built site in headless Chromium and check that it renders and that its
+internal links, anchors and images resolve. Exits non-zero listing every problem."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SKIP_DIRS = {"_static", "_sources", "_images"}
+
+
+class PageParser(HTMLParser):
+    """Collects link targets, image sources, element ids and visible text of the main article."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.ids: set[str] = set()
+        self.text_chars = 0
+        self._in_main = 0
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"])
+        if tag == "img" and attributes.get("src"):
+            self.images.append(attributes["src"])
+        if tag == "main" or (tag == "article" and "bd-article" in (attributes.get("class") or "")):
+            self._in_main += 1
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag):
+        if tag in ("main", "article") and self._in_main:
+            self._in_main -= 1
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_main:
+            self.text_chars += len(data.strip())
+        if self._in_title:
+            self.title += data
+
+
+def parse(html: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(html)
+    return parser
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise SystemExit("headless Chromium not found: install Debian's 'chromium' package (apt-get install chromium)")
+
+
+def render(chromium: str, url: str, profile: str, screenshot: Path | None = None) -> str:
+    """The DOM of ``url`` after Chromium ran its scripts."""
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000"]
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*command, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
+                       capture_output=True, timeout=120, check=False)
+    result = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+    return result.stdout
+
+
+def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
+    """Every problem found on the site (an empty list when it is fine)."""
+    pages = sorted(p for p in site.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(site).parts))
+    if not pages:
+        return [f"no HTML pages under {site}"]
+    chromium = find_chromium()
+    server, base = serve(site)
+    problems: list[str] = []
+    static_ids: dict[Path, set[str]] = {}
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            for page in pages:
+                relative = page.relative_to(site).as_posix()
+                shot = screenshot_dir / f"{relative.replace('/', '_')}.png" if screenshot_dir else None
+                dom = parse(render(chromium, urljoin(base, relative), profile, shot))
+                if relative not in ("genindex.html", "search.html") and dom.text_chars < 200:
+                    problems.append(f"{relative}: the page did not render (main text {dom.text_chars} chars)")
+                for target in dom.links + dom.images:
+                    problems += _check_target(site, page, relative, target, static_ids)
+    finally:
+        server.shutdown()
+    print(f"checked {len(pages)} pages in headless Chromium")
+    return sorted(set(problems))
+
+
+def _check_target(site: Path, page: Path, relative: str, target: str, static_ids: dict[Path, set[str]]) -> list[str]:
+    url = urlparse(target)
+    if url.scheme in ("http", "https", "mailto", "data", "javascript") or url.netloc:
+        return []
+    path = (page.parent / unquote(url.path)).resolve() if url.path else page.resolve()
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.is_file():
+        return [f"{relative}: broken link {target}"]
+    if path.suffix in (".png", ".svg", ".jpg") and path.stat().st_size == 0:
+        return [f"{relative}: empty image {target}"]
+    if url.fragment and path.suffix == ".html":
+        if path not in static_ids:
+            static_ids[path] = parse(path.read_text(encoding="utf-8", errors="replace")).ids
+        if unquote(url.fragment) not in static_ids[path]:
+            return [f"{relative}: link {target} points at a missing anchor"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("site", type=Path, help="the built HTML folder")
+    parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG of every page here")
+    args = parser.parse_args(argv)
+    problems = check(args.site, args.screenshot)
+    for problem in problems:
+        print(f"  - {problem}")
+    print("site OK" if not problems else f"{len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
