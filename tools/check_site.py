@@ -82,9 +82,13 @@ def render(chromium: str, url: str, profile: str, screenshot: Path | None = None
     return result.stdout
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
 def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
@@ -108,6 +112,10 @@ def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
                 if relative not in ("genindex.html", "search.html") and dom.text_chars < 200:
                     problems.append(f"{relative}: the page did not render (main text {dom.text_chars} chars)")
                 for target in dom.links + dom.images:
+                    if target.startswith("#"):  # same page: check the rendered DOM (index.html redirects)
+                        if target[1:] and unquote(target[1:]) not in dom.ids:
+                            problems.append(f"{relative}: link {target} points at a missing anchor")
+                        continue
                     problems += _check_target(site, page, relative, target, static_ids)
     finally:
         server.shutdown()

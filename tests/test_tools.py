@@ -1,0 +1,129 @@
+"""Tests of the build tooling: notebook discovery, book page generation, the site checker and the
+nbval timing plugin."""
+
+import json
+
+import pytest
+
+from helpers.questions import Question
+from tools import book_pages, check_site, notebooks
+
+pytest_plugins = ["pytester"]
+
+
+def _question(**overrides):
+    fields = dict(id="FIT-01", cluster="05 Fitting", difficulty="E", question_en="Why?", question_zh="为什么？",
+                  answer="Because.", notebook="05_x", section="fit-x", answer_zh="因为。")
+    return Question(**{**fields, **overrides})
+
+
+def test_course_notebooks_are_numbered_and_sorted(tmp_path):
+    for name in ["05_b.ipynb", "00_a.ipynb", "scratch.ipynb", "10a_c.ipynb"]:
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in notebooks.course_notebooks(tmp_path)] == ["00_a.ipynb", "05_b.ipynb", "10a_c.ipynb"]
+
+
+def test_notebooks_cli_rejects_unknown_names():
+    with pytest.raises(SystemExit):
+        notebooks.main(["prepare-fast", "--out", "unused", "no_such_notebook"])
+
+
+def test_question_index_groups_by_cluster_and_links_each_section():
+    page = book_pages.question_index([_question(), _question(id="OV-01", cluster="00 Overview", section="ov-x")])
+    assert page.index("## 05 Fitting") < page.index("## 00 Overview")
+    assert "{ref}`fit-x`" in page and "{ref}`ov-x`" in page
+    assert "为什么？" in page and "因为。" in page
+    assert page.count(":::{dropdown}") == 2
+
+
+def test_count_claims_counts_pass_marks_in_outputs(tmp_path):
+    cells = [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": ["✔ a\n", "x\n", "✔ b\n"]}]},
+             {"cell_type": "markdown", "source": "✔ not an output"}]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells}))
+    assert book_pages.count_claims(path) == 2
+
+
+def test_assemble_refuses_missing_executed_notebooks(tmp_path):
+    with pytest.raises(SystemExit, match="not executed yet"):
+        book_pages.assemble(tmp_path / "executed", tmp_path / "out", {})
+
+
+def test_page_parser_collects_links_images_ids_and_main_text():
+    page = check_site.parse(
+        '<html><title>T</title><body><a href="a.html#x">a</a><main id="m"><p>hello world</p>'
+        '<img src="i.png"></main></body></html>'
+    )
+    assert page.links == ["a.html#x"] and page.images == ["i.png"]
+    assert page.ids == {"m"} and page.text_chars == len("hello world") and page.title == "T"
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "index.html").write_text('<main><h1 id="top">Top</h1></main>')
+    (tmp_path / "img.png").write_bytes(b"\x89PNG")
+    (tmp_path / "empty.png").write_bytes(b"")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("index.html#top", None),
+        ("https://example.org/x", None),
+        ("img.png", None),
+        ("missing.html", "broken link"),
+        ("index.html#nowhere", "missing anchor"),
+        ("empty.png", "empty image"),
+        ("#top", None),
+    ],
+)
+def test_check_target(site, target, problem):
+    found = check_site._check_target(site, site / "index.html", "index.html", target, {})
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and problem in found[0]
+
+
+def test_check_reports_a_site_without_pages(tmp_path):
+    assert check_site.check(tmp_path) == [f"no HTML pages under {tmp_path}"]
+
+
+def _fake_notebook_suite(pytester, seconds_per_cell):
+    """A tiny stand-in for nbval: a collector of '.ipynb' files whose items sleep."""
+    pytester.makeconftest(
+        f"""
+        import time, pytest
+
+        class Cell(pytest.Item):
+            def runtest(self):
+                time.sleep({seconds_per_cell})
+
+        class Notebook(pytest.File):
+            def collect(self):
+                for i in range(3):
+                    yield Cell.from_parent(self, name=f"cell {{i}}")
+
+        def pytest_collect_file(file_path, parent):
+            if file_path.suffix == ".ipynb":
+                return Notebook.from_parent(parent, path=file_path)
+        """
+    )
+    pytester.makefile(".ipynb", nb_one="{}")
+
+
+def test_nbtiming_writes_durations_and_passes_within_budget(pytester):
+    _fake_notebook_suite(pytester, 0.01)
+    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-budget=5", "--nb-durations=out/d.json")
+    result.assert_outcomes(passed=3)
+    durations = json.loads((pytester.path / "out" / "d.json").read_text())
+    assert set(durations) == {"nb_one"} and durations["nb_one"] < 5
+    result.stdout.fnmatch_lines(["*notebook wall time*", "nb_one*"])
+
+
+def test_nbtiming_fails_the_last_cell_of_a_notebook_over_budget(pytester):
+    _fake_notebook_suite(pytester, 0.05)
+    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-budget=0.1")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*nb_one took * s in fast mode, over its 0 s budget*"])
