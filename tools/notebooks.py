@@ -12,6 +12,7 @@ from pathlib import Path
 from helpers.config import NOTEBOOKS_DIR, PROGRESS_ENV
 
 KERNEL = "python3"
+PAPERMILL_OPTIONS = {"kernel_name": KERNEL, "progress_bar": False}
 
 
 def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -29,7 +30,7 @@ def prepare_fast(out_dir: Path, notebooks: list[Path]) -> list[Path]:
         target = out_dir / path.name
         pm.execute_notebook(
             str(path), str(target), parameters={"FAST": True}, prepare_only=True,
-            kernel_name=KERNEL, cwd=str(path.parent), log_output=False, progress_bar=False,
+            cwd=str(path.parent), log_output=False, **PAPERMILL_OPTIONS,
         )
         written.append(target)
     return written
@@ -46,8 +47,8 @@ def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int)
         print(f"executing {path.name} ({'fast' if fast else 'full'} mode) ...", flush=True)
         start = time.perf_counter()
         pm.execute_notebook(
-            str(path), str(out_dir / path.name), parameters={"FAST": fast}, kernel_name=KERNEL,
-            cwd=str(path.parent), execution_timeout=timeout_s, progress_bar=False,
+            str(path), str(out_dir / path.name), parameters={"FAST": fast},
+            cwd=str(path.parent), execution_timeout=timeout_s, **PAPERMILL_OPTIONS,
         )
         durations[path.stem] = round(time.perf_counter() - start, 1)
         print(f"  {path.name}: {durations[path.stem]} s", flush=True)
