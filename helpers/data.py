@@ -49,6 +49,31 @@ def make_circles(n_samples: int, *, noise: float = 0.1, seed: int = 0) -> tuple[
     return X.astype(np.float32), y.astype(np.int64)
 
 
+def make_imbalanced(
+    n_samples: int, *, imbalance: float = 20.0, n_features: int = 20, class_sep: float = 1.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary task with ``imbalance`` negatives per positive (1 = the rare class), built with
+    scikit-learn's ``make_classification`` (5 informative features, no label noise)."""
+    from sklearn.datasets import make_classification
+
+    _check_positive_int("n_samples", n_samples)
+    if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float)) or imbalance < 1:
+        raise ValueError(f"imbalance must be a number >= 1 (negatives per positive), got {imbalance!r}")
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 5:
+        raise ValueError(f"n_features must be an int >= 5, got {n_features!r}")
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=5,
+        n_redundant=2,
+        weights=[imbalance / (imbalance + 1)],
+        class_sep=class_sep,
+        flip_y=0.0,
+        random_state=seed,
+    )
+    return X.astype(np.float32), y.astype(np.int64)
+
+
 def make_noisy_sine(
     n_samples: int, *, noise: float = 0.3, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -231,3 +231,25 @@ def test_manifest_problems_lists_every_disagreement(data_dir):
         "points.csv: in the MANIFEST but missing",
         "sub/notes.txt: sha256 differs from the MANIFEST",
     ]
+
+
+def test_make_imbalanced_has_the_requested_ratio():
+    X, y = data.make_imbalanced(2100, imbalance=20, n_features=8, seed=3)
+    assert X.shape == (2100, 8) and X.dtype == np.float32 and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [2000, 100]
+    X2, y2 = data.make_imbalanced(2100, imbalance=20, n_features=8, seed=3)
+    np.testing.assert_array_equal(X, X2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_samples": 100, "imbalance": 0.5}, "imbalance"),
+        ({"n_samples": 100, "imbalance": True}, "imbalance"),
+        ({"n_samples": 100, "n_features": 4}, "n_features"),
+    ],
+)
+def test_make_imbalanced_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.make_imbalanced(**kwargs)

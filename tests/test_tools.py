@@ -23,9 +23,15 @@ def test_course_notebooks_are_numbered_and_sorted(tmp_path):
     assert [p.name for p in notebooks.course_notebooks(tmp_path)] == ["00_a.ipynb", "05_b.ipynb", "10a_c.ipynb"]
 
 
-def test_notebooks_cli_rejects_unknown_names():
+def test_notebooks_cli_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         notebooks.main(["prepare-fast", "--out", "unused", "no_such_notebook"])
+    assert "no notebook matches" in capsys.readouterr().err
+
+
+def test_notebooks_cli_takes_names_after_the_options(tmp_path):
+    notebooks.main(["prepare-fast", "--out", str(tmp_path), "00_start_here"])
+    assert [p.name for p in tmp_path.glob("*.ipynb")] == ["00_start_here.ipynb"]
 
 
 def test_question_index_groups_by_cluster_and_links_each_section():

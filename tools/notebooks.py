@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true", help="inject FAST = True (execute only)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("names", nargs="*", help="notebook stems to run (default: all)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # names may follow the options
     notebooks = course_notebooks()
     if args.names:
         notebooks = [p for p in notebooks if p.stem in args.names]
