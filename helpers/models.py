@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 from collections.abc import Sequence
 
 import torch
@@ -46,3 +48,13 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
 def weight_tensors(model: nn.Module) -> list[torch.Tensor]:
     """The weight matrices of the Linear/conv layers (biases excluded), as regularizers use them."""
     return [p for name, p in model.named_parameters() if name.endswith("weight") and p.dim() > 1]
+
+
+def saved_bytes(model: nn.Module, *, compress: bool = False) -> int:
+    """Bytes ``torch.save(model.state_dict())`` writes; gzip-compressed size when ``compress`` is true."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    raw = buffer.getvalue()
+    return len(gzip.compress(raw)) if compress else len(raw)

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import models
 from helpers.models import count_parameters, mlp, weight_tensors
 
 
@@ -79,3 +80,20 @@ def test_weight_tensors_excludes_biases():
 def test_weight_tensors_keeps_conv_kernels_and_skips_norm_scales():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 1))
     assert [tuple(w.shape) for w in weight_tensors(model)] == [(2, 1, 3, 3), (1, 8)]
+
+
+def test_saved_bytes_counts_the_serialized_state_dict():
+    model = models.mlp(10, [20], 3)
+    n_floats = models.count_parameters(model)
+    size = models.saved_bytes(model)
+    assert 4 * n_floats < size < 4 * n_floats + 4_000  # the float32 payload plus a small zip header
+    zeros = models.mlp(10, [200], 3)
+    with torch.no_grad():
+        for p in zeros.parameters():
+            p.zero_()
+    assert models.saved_bytes(zeros, compress=True) < 0.2 * models.saved_bytes(zeros)
+
+
+def test_saved_bytes_rejects_non_modules():
+    with pytest.raises(TypeError, match="model"):
+        models.saved_bytes({"weight": torch.zeros(2)})
