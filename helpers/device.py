@@ -104,6 +104,21 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's instruction-set flags from /proc/cpuinfo (for example ``avx512_bf16``, ``amx_bf16``).
+
+    Empty where /proc/cpuinfo is missing (macOS, Windows): callers must treat "unknown" as "absent".
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def _memory_gib() -> float | None:
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")

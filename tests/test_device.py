@@ -168,3 +168,27 @@ def test_describe_hardware_falls_back_without_cpuinfo_or_sysconf(monkeypatch):
     info = device.describe_hardware()
     assert info["cpu"] == (platform.processor() or platform.machine())
     assert "memory" not in info
+
+
+def test_cpu_flags_reads_proc_cpuinfo(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16\nbugs\t: none\n")
+    real_open = open
+    monkeypatch.setattr(device, "open", lambda path, *a, **k: real_open(fake, *a, **k), raising=False)
+    assert device.cpu_flags() == {"fpu", "sse2", "avx512_bf16"}
+
+
+def test_cpu_flags_empty_without_cpuinfo(monkeypatch):
+    def unreadable(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(device, "open", unreadable, raising=False)
+    assert device.cpu_flags() == set()
+
+
+def test_cpu_flags_empty_when_no_flags_line(monkeypatch, tmp_path):
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\n")
+    real_open = open
+    monkeypatch.setattr(device, "open", lambda path, *a, **k: real_open(fake, *a, **k), raising=False)
+    assert device.cpu_flags() == set()
