@@ -43,5 +43,10 @@ def weight_bytes(n_params: float, dtype: str = "fp32") -> float:
 
 
 def adam_mixed_precision_bytes_per_param() -> int:
-    """16 bytes: bf16 weights (2) + bf16 grads (2) + fp32 master weights (4) + Adam m and v (4 + 4)."""
-    return 2 + 2 + 4 + 4 + 4
+    """16 bytes: bf16 weights (2) + bf16 grads (2) + fp32 master weights (4) + Adam m and v (4 + 4).
+
+    The short form of ``helpers.memory.bytes_per_param("adamw", "bf16_mixed")``, which has the parts.
+    """
+    from helpers.memory import bytes_per_param  # helpers.memory imports this module
+
+    return int(bytes_per_param("adamw", "bf16_mixed")["total"])

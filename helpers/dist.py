@@ -216,19 +216,22 @@ def ring_bytes_per_rank(nbytes: float, world_size: int) -> float:
 def zero_bytes_per_gpu(n_params: float, world_size: int, stage: int) -> dict[str, float]:
     """Per-GPU bytes of mixed-precision Adam training under ZeRO ``stage`` (0 = plain DDP).
 
-    The ZeRO paper's account of 16 bytes per parameter: 2 (bf16/fp16 weights) + 2 (gradients) + 12
-    (fp32 master weights, Adam m and v). Stage 1 shards the optimizer state, stage 2 also the
-    gradients, stage 3 also the weights (FSDP's ``fully_shard``). Activations are not included.
+    The ZeRO paper's account of 16 bytes per parameter (``helpers.memory.bytes_per_param`` for AdamW
+    in ``bf16_mixed``): 2 (bf16/fp16 weights) + 2 (gradients) + 12 (fp32 master weights, Adam m and
+    v). Stage 1 shards the optimizer state, stage 2 also the gradients, stage 3 also the weights
+    (FSDP's ``fully_shard``). Activations are not included.
     """
+    from helpers.memory import bytes_per_param
+
     if not n_params > 0:
         raise ValueError(f"n_params must be > 0, got {n_params!r}")
     _check_positive_int("world_size", world_size)
     if stage not in ZERO_STAGES:
         raise ValueError(f"stage must be one of {ZERO_STAGES}, got {stage!r}")
-    n = world_size
-    weights = 2 * n_params / (n if stage >= 3 else 1)
-    grads = 2 * n_params / (n if stage >= 2 else 1)
-    optimizer = 12 * n_params / (n if stage >= 1 else 1)
+    per_param, n = bytes_per_param("adamw", "bf16_mixed"), world_size
+    weights = per_param["weights"] * n_params / (n if stage >= 3 else 1)
+    grads = per_param["gradients"] * n_params / (n if stage >= 2 else 1)
+    optimizer = (per_param["master_weights"] + per_param["optimizer"]) * n_params / (n if stage >= 1 else 1)
     return {"weights": weights, "gradients": grads, "optimizer": optimizer,
             "total": weights + grads + optimizer}
 
