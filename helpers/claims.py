@@ -11,6 +11,7 @@ import numbers
 from typing import Any
 
 PASS_MARK = "✔"
+NOT_ASSERTED_MARK = "○"
 
 
 def format_value(value: Any) -> str:
@@ -50,3 +51,29 @@ def claim(condition: Any, statement: str, **measured: Any) -> None:
     if not holds:
         raise AssertionError(f"Claim failed: {statement}{suffix}")
     print(f"{PASS_MARK} {statement}{suffix}")
+
+
+def claim_if(premise: Any, premise_text: str, condition: Any, statement: str, **measured: Any) -> bool:
+    """Assert a claim that needs particular hardware or conditions only where its premise holds.
+
+    ``premise`` is measured in the same run (free cores, CPU flags, CUDA...). When it holds this is
+    ``claim(condition, statement, **measured)``; when it does not, the statement is printed as
+    ``○ not asserted: statement (needs: premise_text; measured values)`` and nothing is raised, so a
+    learner's machine that lacks the premise sees the measurement and the reason, not a failure.
+    Returns whether the claim was asserted.
+    """
+    if not isinstance(premise_text, str) or not premise_text.strip():
+        raise TypeError("premise_text must be a non-empty str saying what the claim needs")
+    try:
+        premise_holds = bool(premise)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"premise must be a single truth value, got {type(premise).__name__}") from error
+    if premise_holds:
+        claim(condition, statement, **measured)
+        return True
+    if not isinstance(statement, str) or not statement.strip():
+        raise TypeError("statement must be a non-empty str describing what is claimed")
+    details = _measured_text(measured)
+    print(f"{NOT_ASSERTED_MARK} not asserted: {statement} (needs: {premise_text}"
+          f"{'; ' + details if details else ''})")
+    return False

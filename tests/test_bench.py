@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from helpers.bench import Comparison, Timing, compare, format_seconds, time_fn
+from helpers.bench import Comparison, Timing, compare, format_seconds, matmul_gflops, paired_speedup, time_fn
 
 
 @pytest.mark.parametrize(
@@ -159,3 +159,90 @@ def test_compare_rejects_unknown_baseline():
 def test_compare_rejects_bad_repeats():
     with pytest.raises(ValueError, match="repeats"):
         compare({"a": lambda: None}, repeats=0)
+
+
+# --- ratios with confidence bounds --------------------------------------------------------------
+
+
+def _noisy(times, noise, seed):
+    import random
+
+    rng = random.Random(seed)
+    return [t * (1 + rng.uniform(-noise, noise)) for t in times]
+
+
+def test_paired_speedup_estimate_and_bounds():
+    ratio = paired_speedup([2.0] * 9, [1.0, 1.0, 1.0, 1.0, 0.8, 0.9, 1.0, 1.1, 1.0])
+    assert ratio.estimate == 2.0
+    assert ratio.n == 9
+    assert ratio.confidence == pytest.approx(1 - 2 * 10 / 512)  # [2nd smallest, 2nd largest]
+    assert ratio.low == pytest.approx(2 / 1.0) and ratio.high == pytest.approx(2 / 0.9)
+    assert ratio.faster() and not ratio.slower()
+    assert "2x" in str(ratio) and "n=9" in str(ratio)
+
+
+def test_few_rounds_give_min_max_with_the_coverage_achieved():
+    ratio = paired_speedup([1.0, 1.0, 1.0], [0.5, 0.25, 1.0])
+    assert (ratio.low, ratio.high) == (1.0, 4.0)
+    assert ratio.confidence == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_five_percent_difference_is_not_called_faster(seed):
+    base = _noisy([1.05] * 9, 0.03, seed)
+    variant = _noisy([1.0] * 9, 0.03, seed + 100)
+    ratio = paired_speedup(base, variant)
+    assert not ratio.faster()
+    assert not ratio.slower()
+
+
+def test_a_shared_slow_moment_does_not_flip_the_ratio():
+    # round 3 ran while the machine was busy: both sides slowed 5x, the ratio stayed
+    base = [2.0, 2.0, 10.0, 2.0, 2.0, 2.0, 2.0]
+    variant = [1.0, 1.0, 5.0, 1.0, 1.0, 1.0, 1.0]
+    ratio = paired_speedup(base, variant)
+    assert ratio.low == ratio.high == 2.0
+
+
+def test_slower_and_explicit_margins():
+    ratio = paired_speedup([1.0] * 7, [3.0] * 7)
+    assert ratio.slower(2.5) and not ratio.slower(3.5)
+    assert ratio.at_most(0.34) and ratio.at_least(0.33)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (([1.0], [1.0, 2.0]), {}, "paired"),
+        (([], []), {}, "paired"),
+        (([1.0, 0.0], [1.0, 1.0]), {}, "positive"),
+        (([1.0], [float("nan")]), {}, "positive"),
+        (([1.0], [1.0]), {"confidence": 1.0}, "confidence"),
+    ],
+)
+def test_paired_speedup_rejects_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        paired_speedup(*args, **kwargs)
+
+
+@pytest.mark.parametrize("margin", [0.9, True, "1.2"])
+def test_margins_below_one_are_rejected(margin):
+    ratio = paired_speedup([1.0], [1.0])
+    with pytest.raises(ValueError, match="margin"):
+        ratio.faster(margin)
+
+
+def test_comparison_ratio_uses_the_interleaved_rounds():
+    comparison = Comparison(
+        {"a": Timing("a", (2.0, 4.0, 2.0)), "b": Timing("b", (1.0, 2.0, 1.0))}, baseline="a"
+    )
+    ratio = comparison.ratio("b")
+    assert (ratio.variant, ratio.baseline, ratio.estimate, ratio.low, ratio.high) == ("b", "a", 2.0, 2.0, 2.0)
+    with pytest.raises(KeyError, match="c"):
+        comparison.ratio("c")
+
+
+def test_matmul_gflops_is_positive_and_checks_its_size():
+    assert matmul_gflops(64, repeats=2) > 0
+    with pytest.raises(ValueError, match="n"):
+        matmul_gflops(8)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import claim
-from helpers.claims import format_value
+from helpers.claims import claim_if, format_value
 
 
 def test_claim_prints_pass_line_with_formatted_values(capsys):
@@ -68,3 +68,26 @@ def test_claim_rejects_bad_statement(statement):
 )
 def test_format_value(value, text):
     assert format_value(value) == text
+
+
+def test_claim_if_asserts_where_the_premise_holds(capsys):
+    assert claim_if(True, "two free cores", True, "processes beat threads", speedup=1.8) is True
+    assert capsys.readouterr().out == "✔ processes beat threads (speedup = 1.8)\n"
+    with pytest.raises(AssertionError, match="processes beat threads"):
+        claim_if(True, "two free cores", False, "processes beat threads")
+
+
+def test_claim_if_prints_the_measurement_where_the_premise_fails(capsys):
+    assert claim_if(False, "two free cores", False, "processes beat threads", speedup=0.9) is False
+    assert capsys.readouterr().out == (
+        "○ not asserted: processes beat threads (needs: two free cores; speedup = 0.9)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("premise", "premise_text", "statement"),
+    [(True, "", "s"), (True, None, "s"), (np.array([True, False]), "p", "s"), (False, "p", "")],
+)
+def test_claim_if_rejects_bad_arguments(premise, premise_text, statement):
+    with pytest.raises(TypeError):
+        claim_if(premise, premise_text, True, statement)
