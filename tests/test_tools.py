@@ -119,17 +119,35 @@ def _fake_notebook_suite(pytester, seconds_per_cell):
     pytester.makefile(".ipynb", nb_one="{}")
 
 
-def test_nbtiming_writes_durations_and_passes_within_budget(pytester):
+def test_nbtiming_writes_durations_with_a_speed_index(pytester):
     _fake_notebook_suite(pytester, 0.01)
-    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-budget=5", "--nb-durations=out/d.json")
+    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-cap=5", "--nb-durations=out/d.json")
     result.assert_outcomes(passed=3)
-    durations = json.loads((pytester.path / "out" / "d.json").read_text())
-    assert set(durations) == {"nb_one"} and durations["nb_one"] < 5
-    result.stdout.fnmatch_lines(["*notebook wall time*", "nb_one*"])
+    report = json.loads((pytester.path / "out" / "d.json").read_text())
+    assert report["mode"] == "fast" and report["failed"] == []
+    assert set(report["seconds"]) == {"nb_one"} and report["seconds"]["nb_one"] < 5
+    assert report["speed_index_gflops"] > 0
+    result.stdout.fnmatch_lines(["*notebook wall time*", "nb_one*", "speed index: * GFLOP/s*"])
 
 
-def test_nbtiming_fails_the_last_cell_of_a_notebook_over_budget(pytester):
+def test_nbtiming_time_is_not_a_failure_below_the_cap(pytester):
     _fake_notebook_suite(pytester, 0.05)
-    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-budget=0.1")
+    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-durations=d.json")
+    result.assert_outcomes(passed=3)
+
+
+def test_nbtiming_fails_the_last_cell_of_a_runaway_notebook(pytester):
+    _fake_notebook_suite(pytester, 0.05)
+    result = pytester.runpytest("-p", "tools.nbtiming", "--nb-cap=0.1", "--nb-durations=d.json")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*nb_one took * s in fast mode, over its 0 s budget*"])
+    result.stdout.fnmatch_lines(["*nb_one took * s in fast mode, over the 0 s cap for a runaway notebook*"])
+    assert json.loads((pytester.path / "d.json").read_text())["failed"] == ["nb_one"]
+
+
+def test_nbtiming_collects_reports_from_xdist_workers(pytester):
+    _fake_notebook_suite(pytester, 0.01)
+    pytester.makefile(".ipynb", nb_two="{}")
+    result = pytester.runpytest("-p", "tools.nbtiming", "-n", "2", "--dist", "loadfile",
+                                "--nb-durations=d.json")
+    result.assert_outcomes(passed=6)
+    assert set(json.loads((pytester.path / "d.json").read_text())["seconds"]) == {"nb_one", "nb_two"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from collections import defaultdict
@@ -12,11 +13,26 @@ from importlib import metadata
 from pathlib import Path
 
 from helpers import questions
-from helpers.claims import PASS_MARK
+from helpers.claims import NOT_ASSERTED_MARK, PASS_MARK
 from helpers.config import REPO_ROOT
+from tools.bench_report import (
+    FAST_TARGET_S,
+    FULL_TARGET_S,
+    SCALING_NOTE,
+    Failure,
+    Run,
+    format_time,
+    load_run,
+    speed_index_lines,
+    status,
+)
 from tools.notebooks import course_notebooks
 
 BOOK_DIR = REPO_ROOT / "book"
+FAILURE_TAG = "build-failure"
+"""Tag of the cells this module adds to a failed notebook's page."""
+FAILURE_ANCHOR = "failed-cell"
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"  # papermill's own markers, replaced by ours
 VERSIONED = ["torch", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "pandas", "matplotlib",
              "papermill", "jupyter-book"]
 
@@ -47,30 +63,139 @@ def question_index(bank: list[questions.Question]) -> str:
     return "\n".join(lines)
 
 
-def count_claims(notebook_path: Path) -> int:
-    """Number of ✔ lines in an executed notebook's outputs."""
+def _output_lines(notebook_path: Path) -> list[str]:
     cells = json.loads(notebook_path.read_text(encoding="utf-8"))["cells"]
     text = "".join(
         "".join(output.get("text", ""))
         for cell in cells if cell["cell_type"] == "code"
         for output in cell.get("outputs", [])
     )
-    return sum(line.startswith(PASS_MARK) for line in text.splitlines())
+    return text.splitlines()
 
 
-def runtime_page(executed: Path, fast_durations: dict[str, float]) -> str:
-    """Markdown table of run times and claim counts, plus hardware and package versions."""
+def count_claims(notebook_path: Path) -> int:
+    """Number of ✔ lines in an executed notebook's outputs."""
+    return sum(line.startswith(PASS_MARK) for line in _output_lines(notebook_path))
+
+
+def count_not_asserted(notebook_path: Path) -> int:
+    """Number of ``○ not asserted`` lines (a claim whose premise did not hold) in the outputs."""
+    return sum(line.startswith(NOT_ASSERTED_MARK) for line in _output_lines(notebook_path))
+
+
+def failure_in_notebook(nb: dict) -> Failure | None:
+    """The first error output of an executed notebook, for a failure ``durations.json`` does not record."""
+    cells = [c for c in nb["cells"] if PAPERMILL_ERROR_TAG not in c.get("metadata", {}).get("tags", [])]
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return Failure(cell.get("execution_count"), f"{output.get('ename')}: {output.get('evalue')}", index)
+    return None
+
+
+def _fence(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def failure_admonition(failure: Failure, *, linked: bool) -> str:
+    """MyST ``{error}`` block for the top of a failed notebook's page: the cell and the error text."""
+    where = f"cell In [{failure.cell}]" if failure.cell is not None else "a cell"
+    if linked:
+        where += f' (<a href="#{FAILURE_ANCHOR}">go to the cell</a>)'
+    error = failure.error.strip() or "(no error message was recorded)"
+    fence = _fence(error)
+    return "\n".join([
+        ":::{error}",
+        f"**This notebook failed when the book was built.** It stopped at {where} with:",
+        "",
+        f"{fence}text",
+        error,
+        fence,
+        "",
+        "The cells after it did not run, so their outputs are missing from this page. "
+        "{doc}`/runtimes` lists every notebook's run time and status.",
+        ":::",
+    ])
+
+
+def _anchor_text(failure: Failure) -> str:
+    cell = f" (In [{failure.cell}])" if failure.cell is not None else ""
+    return "\n".join([
+        f'<span id="{FAILURE_ANCHOR}"></span>',
+        "",
+        ":::{error}",
+        f"The build stopped at the next cell{cell}; the cells after it did not run.",
+        ":::",
+    ])
+
+
+def _tagged_markdown(source: str):
+    import nbformat
+
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.metadata["tags"] = [FAILURE_TAG]
+    return cell
+
+
+def mark_failure(notebook_path: Path, failure: Failure, *, executed: bool = True) -> None:
+    """Rewrite a failed notebook so that its page shows the failure right under the title.
+
+    Papermill's own error markers are replaced by an ``{error}`` admonition below the title and an
+    anchor just above the failing cell (``failure.cell_index``, counted without papermill's markers).
+    ``executed=False`` marks an unexecuted copy (no anchor: nothing ran).
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in c.metadata.get("tags", [])]
+    index = failure.cell_index
+    linked = executed and index is not None and 0 <= index < len(nb.cells)
+    if linked:
+        nb.cells.insert(index, _tagged_markdown(_anchor_text(failure)))
+    notice = _tagged_markdown(failure_admonition(failure, linked=linked))
+    first = nb.cells[0] if nb.cells else None
+    lines = first.source.splitlines() if first is not None and first.cell_type == "markdown" else []
+    title_at = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if title_at is None:
+        nb.cells.insert(0, notice)
+    else:  # split the title cell: title, the notice, then the rest of the cell
+        rest = "\n".join(lines[title_at + 1:]).strip("\n")
+        nb.cells[0:1] = [nbformat.v4.new_markdown_cell("\n".join(lines[: title_at + 1])), notice]
+        if rest.strip():
+            first.source = rest
+            nb.cells.insert(2, first)
+    nbformat.write(nb, notebook_path)
+
+
+def runtime_page(executed: Path, fast: Run, notebooks: list[Path] | None = None) -> str:
+    """Markdown table of run times against the targets, failures and claim counts, plus hardware
+    and package versions. The full run is read from ``executed/durations.json``."""
     from helpers.device import describe_hardware
 
-    full = json.loads((executed / "durations.json").read_text())["seconds"]
+    notebooks = course_notebooks() if notebooks is None else notebooks
+    full = load_run(executed / "durations.json", "full")
     lines = ["# Run times and environment", "", "*运行时间与环境*", "",
              "Each notebook was executed once by papermill in full mode for this build; fast mode is "
-             "what `make test` runs (budget 60 s per notebook on 2 CPU cores).", "",
-             "| notebook | full mode (s) | fast mode (s) | claims asserted |", "|---|---|---|---|"]
-    for name, seconds in full.items():
-        fast = fast_durations.get(name)
-        claims = count_claims(executed / f"{name}.ipynb")
-        lines.append(f"| {{doc}}`notebooks/{name}` | {seconds:.1f} | {'' if fast is None else f'{fast:.1f}'} | {claims} |")
+             "what `make test` runs. Targets per notebook on the reference machine (2 CPU cores): "
+             f"fast ≤ {FAST_TARGET_S:.0f} s, full ≤ {FULL_TARGET_S:.0f} s. Times are a benchmark, "
+             "not a test: a slower machine takes longer.", "",
+             *speed_index_lines(fast, full), "", f"{SCALING_NOTE[0].upper()}{SCALING_NOTE[1:]}.", "",
+             f"| notebook | full (s), target {FULL_TARGET_S:.0f} | fast (s), target {FAST_TARGET_S:.0f} "
+             f"| {PASS_MARK} claims asserted | {NOT_ASSERTED_MARK} not asserted | status |",
+             "|---|---:|---:|---:|---:|---|"]
+    for path in notebooks:
+        name = path.stem
+        output = executed / path.name
+        claims = count_claims(output) if output.is_file() else ""
+        not_asserted = count_not_asserted(output) if output.is_file() else ""
+        state = status(name, fast, full)
+        if not output.is_file() and name not in full.failed:
+            state = "❌ not executed" + ("" if state == "not run" else f"; {state}")
+        lines.append(f"| {{doc}}`notebooks/{name}` | {format_time(full.seconds.get(name))} "
+                     f"| {format_time(fast.seconds.get(name))} | {claims} | {not_asserted} | {state} |")
     lines += ["", "## Hardware", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in describe_hardware().items()]
     lines += ["", "## Packages", "", "| package | version |", "|---|---|"]
@@ -82,30 +207,54 @@ def runtime_page(executed: Path, fast_durations: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def assemble(executed: Path, out: Path, fast_durations: dict[str, float]) -> None:
-    """Write the complete book source into ``out`` (replacing it)."""
-    missing = [p.name for p in course_notebooks() if not (executed / p.name).is_file()]
-    if missing:
-        raise SystemExit(f"not executed yet (run `make execute`): {', '.join(missing)}")
+def assemble(executed: Path, out: Path, fast: Run | dict[str, float], notebooks: list[Path] | None = None) -> None:
+    """Write the complete book source into ``out`` (replacing it).
+
+    A notebook that failed keeps its partly executed page with the failure shown at the top; one
+    with no executed copy at all gets its unexecuted source with the failure notice. Only a folder
+    where nothing was executed stops the build.
+    """
+    notebooks = course_notebooks() if notebooks is None else notebooks
+    if not isinstance(fast, Run):
+        fast = Run("fast", dict(fast), found=bool(fast))
+    full = load_run(executed / "durations.json", "full")
+    missing = [p for p in notebooks if not (executed / p.name).is_file()]
+    if not full.found and len(missing) == len(notebooks):
+        raise SystemExit(f"not executed yet (run `make execute`): {', '.join(p.name for p in missing)}")
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(BOOK_DIR, out)
     (out / "notebooks").mkdir()
-    for path in course_notebooks():
-        shutil.copy2(executed / path.name, out / "notebooks" / path.name)
+    for path in notebooks:
+        target = out / "notebooks" / path.name
+        if path in missing:
+            shutil.copy2(path, target)
+            failure = full.failed.get(path.stem) or Failure(
+                error=f"no executed copy of {path.name} was found in {executed}")
+            mark_failure(target, failure, executed=False)
+            continue
+        shutil.copy2(executed / path.name, target)
+        failure = full.failed.get(path.stem)
+        if failure is None:
+            failure = failure_in_notebook(json.loads(target.read_text(encoding="utf-8")))
+        if failure is not None:
+            mark_failure(target, failure)
     (out / "questions.md").write_text(question_index(questions.load_bank()), encoding="utf-8")
-    (out / "runtimes.md").write_text(runtime_page(executed, fast_durations), encoding="utf-8")
+    (out / "runtimes.md").write_text(runtime_page(executed, fast, notebooks), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Assemble the book source from ``--executed`` into ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executed", type=Path, required=True, help="folder of papermill-executed notebooks")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--fast-durations", type=Path, default=REPO_ROOT / "build" / "fast" / "durations.json")
     args = parser.parse_args(argv)
-    fast = json.loads(args.fast_durations.read_text()) if args.fast_durations.is_file() else {}
-    assemble(args.executed, args.out, fast)
+    assemble(args.executed, args.out, load_run(args.fast_durations, "fast"))
     print(f"book source assembled in {args.out}")
+    failed = load_run(args.executed / "durations.json", "full").failed
+    if failed:
+        print(f"pages that show a failure at the top: {', '.join(failed)}")
     return 0
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import re
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.config import NOTEBOOKS_DIR, PROGRESS_ENV
 
 KERNEL = "python3"
 PAPERMILL_OPTIONS = {"kernel_name": KERNEL, "progress_bar": False}
+ERROR_CHARS = 2000
+"""How much of a failure's error message is kept (a failed claim names its statement and values)."""
 
 
 def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -20,8 +26,11 @@ def course_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]*.ipynb"))
 
 
-def prepare_fast(out_dir: Path, notebooks: list[Path]) -> list[Path]:
-    """Write copies with ``FAST = True`` injected after the parameters cell (nothing is executed)."""
+def prepare_fast(out_dir: Path, notebooks: list[Path], parameters: dict | None = None) -> list[Path]:
+    """Write copies with ``FAST = True`` (and ``parameters``) injected after the parameters cell.
+
+    Nothing is executed: the copies are what the nbval run and the stress run execute.
+    """
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -29,52 +38,202 @@ def prepare_fast(out_dir: Path, notebooks: list[Path]) -> list[Path]:
     for path in notebooks:
         target = out_dir / path.name
         pm.execute_notebook(
-            str(path), str(target), parameters={"FAST": True}, prepare_only=True,
+            str(path), str(target), parameters={"FAST": True, **(parameters or {})}, prepare_only=True,
             cwd=str(path.parent), log_output=False, **PAPERMILL_OPTIONS,
         )
         written.append(target)
     return written
 
 
-def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int) -> dict[str, float]:
-    """Execute each notebook with papermill into ``out_dir``; return and save its wall time in seconds."""
-    import papermill as pm
+@dataclass(frozen=True)
+class Outcome:
+    """The result of executing one notebook: its wall time, and where and why it failed (if it did)."""
 
-    os.environ[PROGRESS_ENV] = "0"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    durations: dict[str, float] = {}
-    for path in notebooks:
-        print(f"executing {path.name} ({'fast' if fast else 'full'} mode) ...", flush=True)
-        start = time.perf_counter()
+    stem: str
+    seconds: float
+    cell: int | None = None
+    cell_index: int | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _error_text(name: str, message: str) -> str:
+    text = _ANSI.sub("", f"{name}: {message}".strip())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def _last_started_cell(target: Path) -> tuple[int | None, int | None]:
+    """(execution count, index) of the last cell papermill started in a partly written notebook."""
+    try:
+        cells = json.loads(target.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return None, None
+    started = [i for i, cell in enumerate(cells) if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return None, None
+    return cells[started[-1]].get("execution_count"), started[-1]
+
+
+def execute_one(path: Path, target: Path, *, fast: bool, timeout_s: int) -> Outcome:
+    """Execute one notebook with papermill into ``target``; a failure is returned, not raised.
+
+    Papermill writes the partly executed notebook (with the traceback) before it raises, so the book
+    can still show what ran.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    target.unlink(missing_ok=True)  # never leave a previous run's notebook in place of this one
+    start = time.perf_counter()
+    try:
         pm.execute_notebook(
-            str(path), str(out_dir / path.name), parameters={"FAST": fast},
+            str(path), str(target), parameters={"FAST": fast},
             cwd=str(path.parent), execution_timeout=timeout_s, **PAPERMILL_OPTIONS,
         )
-        durations[path.stem] = round(time.perf_counter() - start, 1)
-        print(f"  {path.name}: {durations[path.stem]} s", flush=True)
-    (out_dir / "durations.json").write_text(json.dumps({"fast": fast, "seconds": durations}, indent=2))
-    return durations
+    except PapermillExecutionError as error:
+        return Outcome(path.stem, round(time.perf_counter() - start, 1), error.exec_count, error.cell_index,
+                       _error_text(error.ename, error.evalue))
+    except Exception as error:  # a timeout, a dead kernel...: the cell is the last one started
+        cell, index = _last_started_cell(target)
+        return Outcome(path.stem, round(time.perf_counter() - start, 1), cell, index,
+                       _error_text(type(error).__name__, str(error)))
+    return Outcome(path.stem, round(time.perf_counter() - start, 1))
+
+
+def _execute_in_worker(path: Path, target: Path, fast: bool, timeout_s: int) -> Outcome:
+    os.environ[PROGRESS_ENV] = "0"
+    return execute_one(path, target, fast=fast, timeout_s=timeout_s)
+
+
+def resolve_jobs(jobs: int | str) -> int:
+    """``--jobs`` as a worker count: ``0`` or ``"auto"`` mean one per CPU core."""
+    if isinstance(jobs, str):
+        jobs = 0 if jobs.strip().lower() == "auto" else int(jobs)
+    if jobs < 0:
+        raise ValueError(f"jobs must be >= 0 or 'auto', got {jobs}")
+    return jobs or os.cpu_count() or 1
+
+
+def _progress_line(done: int, total: int, outcome: Outcome) -> str:
+    line = f"[{done}/{total}] {outcome.stem}: {outcome.seconds:.1f} s"
+    if outcome.failed:
+        where = f" at cell In [{outcome.cell}]" if outcome.cell is not None else ""
+        line += f" FAILED{where}: {outcome.error.splitlines()[0] if outcome.error else ''}"
+    return line
+
+
+def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int, jobs: int | str = 1) -> dict:
+    """Execute every notebook into ``out_dir`` (a failure does not stop the others) and write
+    ``out_dir/durations.json``; return what was written.
+
+    ``jobs`` notebooks run at once, each in its own process and kernel (papermill changes the
+    process-wide working directory, so threads would race). The record is ``{"mode",
+    "speed_index_gflops", "jobs", "seconds": {stem: s}, "failed": {stem: {"cell", "cell_index", "error"}}}``.
+    """
+    from helpers.bench import matmul_gflops
+
+    os.environ[PROGRESS_ENV] = "0"
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notebooks = [Path(p).resolve() for p in notebooks]
+    workers = min(resolve_jobs(jobs), max(len(notebooks), 1))
+    mode = "fast" if fast else "full"
+    speed_index = round(matmul_gflops(), 2)  # measured before the kernels start, on an idle core
+    print(f"executing {len(notebooks)} notebooks in {mode} mode, {workers} at a time "
+          f"(speed index {speed_index:.1f} GFLOP/s) ...", flush=True)
+    outcomes: dict[str, Outcome] = {}
+
+    def save() -> dict:  # after every notebook, so that an interrupted run keeps what it measured
+        ordered = [outcomes[p.stem] for p in notebooks if p.stem in outcomes]
+        record = {
+            "mode": mode,
+            "speed_index_gflops": speed_index,
+            "jobs": workers,
+            "seconds": {o.stem: o.seconds for o in ordered},
+            "failed": {o.stem: {"cell": o.cell, "cell_index": o.cell_index, "error": o.error}
+                       for o in ordered if o.failed},
+        }
+        text = json.dumps(record, indent=2, ensure_ascii=False)
+        (out_dir / "durations.json").write_text(text, encoding="utf-8")
+        return record
+
+    def finished(outcome: Outcome) -> dict:
+        outcomes[outcome.stem] = outcome
+        print(_progress_line(len(outcomes), len(notebooks), outcome), flush=True)
+        return save()
+
+    record = save()  # replaces a previous run's record at once
+    if workers == 1:
+        for path in notebooks:
+            record = finished(execute_one(path, out_dir / path.name, fast=fast, timeout_s=timeout_s))
+    else:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with BLAS threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_execute_in_worker, path, out_dir / path.name, fast, timeout_s): path
+                       for path in notebooks}
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except Exception as error:  # the worker process died (killed for memory...)
+                    outcome = Outcome(futures[future].stem, 0.0, error=_error_text(type(error).__name__, str(error)))
+                record = finished(outcome)
+    _print_summary(record, out_dir)
+    return record
+
+
+def _print_summary(record: dict, out_dir: Path) -> None:
+    failed = record["failed"]
+    total = len(record["seconds"])
+    print(f"\n{total - len(failed)} of {total} notebooks ran without error "
+          f"({sum(record['seconds'].values()):.0f} s in all); times in {out_dir / 'durations.json'}")
+    for stem, info in failed.items():
+        where = f"cell In [{info['cell']}]" if info["cell"] is not None else "an unknown cell"
+        print(f"FAILED {stem} at {where}:\n    " + info["error"].replace("\n", "\n    "))
+
+
+def _jobs(value: str) -> int:
+    try:
+        return resolve_jobs(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def select_notebooks(names: list[str], notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The course notebooks whose stems are in ``names`` (all when empty); a name that is the path of
+    an existing ``.ipynb`` file selects that file."""
+    if not names:
+        return course_notebooks(notebooks_dir)
+    paths = [Path(n) for n in names if n.endswith(".ipynb") and Path(n).is_file()]
+    stems = {n for n in names if not (n.endswith(".ipynb") and Path(n).is_file())}
+    return [p for p in course_notebooks(notebooks_dir) if p.stem in stems] + paths
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``prepare-fast`` or ``execute``; ``execute`` returns 1 when a notebook failed (all of them ran)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["prepare-fast", "execute"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--fast", action="store_true", help="inject FAST = True (execute only)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    parser.add_argument("names", nargs="*", help="notebook stems to run (default: all)")
+    parser.add_argument("--jobs", "-j", type=_jobs, default=1,
+                        help="notebooks executed at once, each in its own kernel (0 or 'auto': one per core)")
+    parser.add_argument("names", nargs="*", help="notebook stems or .ipynb paths to run (default: all)")
     args = parser.parse_intermixed_args(argv)  # names may follow the options
-    notebooks = course_notebooks()
-    if args.names:
-        notebooks = [p for p in notebooks if p.stem in args.names]
-        if not notebooks:
-            parser.error(f"no notebook matches {args.names}")
+    notebooks = select_notebooks(args.names)
+    if args.names and not notebooks:
+        parser.error(f"no notebook matches {args.names}")
     if args.action == "prepare-fast":
         for path in prepare_fast(args.out, notebooks):
             print(f"prepared {path}")
-    else:
-        execute(args.out, notebooks, fast=args.fast, timeout_s=args.timeout)
-    return 0
+        return 0
+    record = execute(args.out, notebooks, fast=args.fast, timeout_s=args.timeout, jobs=args.jobs)
+    return 1 if record["failed"] else 0
 
 
 if __name__ == "__main__":
