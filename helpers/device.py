@@ -84,6 +84,21 @@ def seed_everything(seed: int) -> None:
         sys.modules["tensorflow"].random.set_seed(seed)
 
 
+def use_threads(n: int = 1) -> None:
+    """Run PyTorch and the NumPy/SciPy/scikit-learn thread pools (BLAS, OpenMP) on ``n`` threads.
+
+    The course's models are small: one thread is about as fast as two, and it stays fast when the
+    other core is busy (another notebook, a browser) instead of two threads fighting over one
+    core. Notebooks that measure threading itself set their thread counts explicitly.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    from threadpoolctl import threadpool_limits
+
+    _torch().set_num_threads(n)
+    threadpool_limits(limits=n)  # process-wide until changed again
+
+
 def synchronize(device: Any = None) -> None:
     """Wait for queued GPU work (no-op on CPU); call before reading a clock."""
     torch = sys.modules.get("torch")

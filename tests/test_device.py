@@ -192,3 +192,22 @@ def test_cpu_flags_empty_when_no_flags_line(monkeypatch, tmp_path):
     real_open = open
     monkeypatch.setattr(device, "open", lambda path, *a, **k: real_open(fake, *a, **k), raising=False)
     assert device.cpu_flags() == set()
+
+
+def test_use_threads_sets_torch_and_blas_pools():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # restores the BLAS pools on exit
+        try:
+            device.use_threads(1)
+            assert torch.get_num_threads() == 1
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        finally:
+            torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.0, True, "2"])
+def test_use_threads_rejects_bad_counts(n):
+    with pytest.raises(ValueError, match="n must be"):
+        device.use_threads(n)
