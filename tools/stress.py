@@ -64,10 +64,19 @@ def pytest_command(folder: Path, durations: Path, *, workers: str) -> list[str]:
             f"--rootdir={REPO_ROOT}", "-c", str(REPO_ROOT / "pyproject.toml")]
 
 
-def run_condition(condition: Condition, notebooks: list[Path], out: Path) -> dict:
-    """Prepare the notebooks for ``condition``, run them, and return the nbtiming report."""
-    folder = out / condition.name.replace(" ", "-")
-    prepare_fast(folder, notebooks, parameters={"SEED": condition.seed})
+def condition_folder(condition: Condition, out: Path) -> Path:
+    """Where the notebooks prepared for ``condition`` and its report live."""
+    return out / condition.name.replace(" ", "-")
+
+
+def prepare(condition: Condition, notebooks: list[Path], out: Path) -> None:
+    """Write the fast copies for ``condition`` (its SEED injected); nothing is executed."""
+    prepare_fast(condition_folder(condition, out), notebooks, parameters={"SEED": condition.seed})
+
+
+def run_condition(condition: Condition, out: Path) -> dict:
+    """Run the notebooks prepared for ``condition`` and return the nbtiming report."""
+    folder = condition_folder(condition, out)
     durations = folder / "durations.json"
     durations.unlink(missing_ok=True)
     if condition.one_core and not hasattr(os, "sched_setaffinity"):
@@ -107,8 +116,8 @@ def table(results: dict[str, dict], notebooks: list[str]) -> str:
                 mark = "✘" if nb in result["failed"] else "✔"
                 cells.append(f"{mark} {result['seconds'][nb]:.1f} s")
         lines.append(f"| {nb} | " + " | ".join(cells) + " |")
-    lines.append("| whole run | " + " | ".join(
-        results[n].get("skipped", f"{results[n]['wall_s']:.0f} s") for n in names) + " |")
+    totals = [results[n]["skipped"] if "skipped" in results[n] else f"{results[n]['wall_s']:.0f} s" for n in names]
+    lines.append("| whole run | " + " | ".join(totals) + " |")
     return "\n".join(lines)
 
 
@@ -126,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     notebooks = [p for p in course_notebooks() if not args.names or p.stem in args.names]
     if not notebooks:
         parser.error(f"no notebook matches {args.names}")
+    for name in args.conditions:  # all copies first: edits made during the run do not leak into it
+        prepare(known[name], notebooks, args.out)
     results = {}
     for name in args.conditions:
         print(f"stress condition: {name} ...", flush=True)
-        results[name] = run_condition(known[name], notebooks, args.out)
+        results[name] = run_condition(known[name], args.out)
         failed = results[name].get("failed", [])
         print(f"  {name}: {results[name].get('skipped') or f'{len(failed)} failed {failed}'}", flush=True)
     stems = [p.stem for p in notebooks]
