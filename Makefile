@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check helpers tools tests notebooks
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q --cov --cov-report=term --cov-report=xml:$(BUILD)/coverage.xml
+	$(BIN)/python -m pytest tests -q -n $(NB_JOBS) --cov --cov-report=term --cov-report=xml:$(BUILD)/coverage.xml
 
 # Notebooks run in parallel, one kernel each (--dist loadfile keeps a notebook on one worker).
 # Time is not a test: a notebook fails on time only past NB_CAP seconds (a runaway).

@@ -5,8 +5,8 @@ framework (``device``, ``train``, ``bench`` with CUDA, ...) import it themselves
 ``from helpers import train`` is where PyTorch is first imported.
 """
 
-from helpers.claims import claim, claim_if
+from helpers.claims import claim, claim_if, worked
 from helpers.config import pick
 
-__all__ = ["claim", "claim_if", "pick"]
+__all__ = ["claim", "claim_if", "pick", "worked"]
 __version__ = "0.1.0"

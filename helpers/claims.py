@@ -2,6 +2,11 @@
 
 >>> claim(0.93 > 0.90, "the model beats the baseline", accuracy="93.0 %", baseline="90.0 %")
 ✔ the model beats the baseline (accuracy = 93.0 %, baseline = 90.0 %)
+
+Two other kinds of line keep the ✔ honest: ``claim_if`` prints ``○ not asserted`` where a measured
+premise fails, and ``worked`` prints ``≡ arithmetic:`` or ``≡ identity:`` for a line that could not
+have come out otherwise (arithmetic on constants, a theorem): shown, checked, never counted as
+evidence.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from typing import Any
 
 PASS_MARK = "✔"
 NOT_ASSERTED_MARK = "○"
+WORKED_MARK = "≡"
+WORKED_KINDS = ("arithmetic", "identity")
 
 
 def format_value(value: Any) -> str:
@@ -77,3 +84,25 @@ def claim_if(premise: Any, premise_text: str, condition: Any, statement: str, **
     print(f"{NOT_ASSERTED_MARK} not asserted: {statement} (needs: {premise_text}"
           f"{'; ' + details if details else ''})")
     return False
+
+
+def worked(condition: Any, statement: str, *, kind: str = "arithmetic", **values: Any) -> None:
+    """A worked example: arithmetic on stated numbers, or an identity that holds for any data.
+
+    It is checked like a claim (a false one is a bug in the notebook and raises ``AssertionError``),
+    but printed as ``≡ arithmetic: statement (values)`` or ``≡ identity: ...``, never with the ✔ of
+    a measurement: nothing measured on this machine could have made it come out otherwise.
+    """
+    if kind not in WORKED_KINDS:
+        raise ValueError(f"kind must be one of {WORKED_KINDS}, got {kind!r}")
+    if not isinstance(statement, str) or not statement.strip():
+        raise TypeError("statement must be a non-empty str describing the worked example")
+    try:
+        holds = bool(condition)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"condition must be a single truth value, got {type(condition).__name__}") from error
+    details = _measured_text(values)
+    suffix = f" ({details})" if details else ""
+    if not holds:
+        raise AssertionError(f"Worked example is wrong ({kind}): {statement}{suffix}")
+    print(f"{WORKED_MARK} {kind}: {statement}{suffix}")

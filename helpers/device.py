@@ -84,6 +84,39 @@ def seed_everything(seed: int) -> None:
         sys.modules["tensorflow"].random.set_seed(seed)
 
 
+def cpp_compiler() -> str | None:
+    """Path of the C++ compiler ``torch.compile``'s CPU backend (Inductor) would use, or None.
+
+    Looks for ``$CXX``, then ``g++``, ``c++``, ``clang++`` and ``cl`` on the PATH. Without one, a CPU
+    ``torch.compile`` fails at its first call, so notebooks check first and fall back to eager.
+    """
+    import shutil
+
+    for name in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++", "cl"):
+        found = shutil.which(name) if name else None
+        if found:
+            return found
+    return None
+
+
+SEED_STRIDE = 10_000
+
+
+def derive_seeds(seed: int, n: int, *, offset: int = 0) -> list[int]:
+    """``n`` seeds for repeated runs, derived from the notebook's ``SEED``.
+
+    ``SEED = 0`` gives ``offset, offset + 1, ...``; every other ``SEED`` moves the whole block
+    (``seed * 10_000 + offset + i``), so that a run with another ``SEED`` repeats every experiment
+    on fresh draws instead of the same ones.
+    """
+    for name, value in (("seed", seed), ("n", n), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if offset + n > SEED_STRIDE:
+        raise ValueError(f"offset + n must stay below {SEED_STRIDE} so that blocks of different seeds never overlap")
+    return [seed * SEED_STRIDE + offset + i for i in range(n)]
+
+
 def use_threads(n: int = 1) -> None:
     """Run PyTorch and the NumPy/SciPy/scikit-learn thread pools (BLAS, OpenMP) on ``n`` threads.
 

@@ -26,10 +26,48 @@ ZERO_STAGES = (0, 1, 2, 3)
 
 
 def pick_backend() -> str:
-    """The one place that chooses the process-group backend: ``nccl`` with CUDA GPUs, ``gloo`` otherwise."""
+    """The default process-group backend: ``nccl`` with CUDA GPUs, ``gloo`` otherwise.
+
+    A script that must run on the CPU (to compare with a CPU reference) asks for ``gloo`` explicitly;
+    ``plan_launch`` says which job gets which.
+    """
     import torch
 
     return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One torchrun job: its process-group backend, how many ranks, and where each rank computes."""
+
+    backend: str
+    nproc: int
+    device: str
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Which of notebook 10a's jobs run where, decided from the device facts alone.
+
+    ``cpu_demos`` run on gloo with CPU tensors everywhere, GPUs or not: they are compared with
+    single-process references computed on the CPU. ``gpu_demo`` runs one rank per GPU on NCCL
+    (NCCL refuses two ranks on one GPU); it is ``None`` without CUDA, with ``gpu_skip`` saying why.
+    """
+
+    cpu_demos: Job
+    gpu_demo: Job | None
+    gpu_skip: str | None
+
+
+def plan_launch(n_gpus: int, *, cpu_ranks: int = 2) -> LaunchPlan:
+    """The launch plan for ``n_gpus`` visible CUDA devices (``torch.cuda.device_count()``)."""
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 0:
+        raise ValueError(f"n_gpus must be an int >= 0, got {n_gpus!r}")
+    _check_positive_int("cpu_ranks", cpu_ranks)
+    cpu = Job("gloo", cpu_ranks, "cpu")
+    if n_gpus == 0:
+        return LaunchPlan(cpu, None, "no CUDA GPU is visible, so there is nothing for NCCL to connect")
+    return LaunchPlan(cpu, Job("nccl", n_gpus, "cuda"), None)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -190,8 +228,9 @@ def ring_all_reduce(tensor: Any) -> int:
     def exchange(send_idx: int, recv_idx: int) -> torch.Tensor:
         nonlocal sent
         incoming = torch.empty_like(chunks[recv_idx])
-        requests = [dist.isend(chunks[send_idx], right), dist.irecv(incoming, left)]
-        for request in requests:
+        # one batched call: NCCL may deadlock on separate isend/irecv pairs that every rank posts at once
+        ops = [dist.P2POp(dist.isend, chunks[send_idx], right), dist.P2POp(dist.irecv, incoming, left)]
+        for request in dist.batch_isend_irecv(ops):
             request.wait()
         sent += chunks[send_idx].numel() * chunks[send_idx].element_size()
         return incoming

@@ -128,7 +128,7 @@ def test_the_runtime_page_marks_the_failure_and_counts_claims(book):
             for line in (book / "runtimes.md").read_text(encoding="utf-8").splitlines()
             if line.startswith("| {doc}")}
     passing, failing, missing = (rows[f"{{doc}}`notebooks/{n}`"] for n in ("00_pass", "01_fail", "02_missing"))
-    assert passing[2:] == ["1", "1", "within target"]
+    assert passing[2:] == ["1", "1", "0", "within target"]  # ✔, ○, ≡, status
     assert failing[1] == "31.0" and failing[-1] == "❌ failed at cell In [4]; ❌ failed in fast mode"
     assert missing[-1] == "❌ not executed"
     assert "speed index 50.0 GFLOP/s" in (book / "runtimes.md").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import claim
-from helpers.claims import claim_if, format_value
+from helpers.claims import claim_if, format_value, worked
 
 
 def test_claim_prints_pass_line_with_formatted_values(capsys):
@@ -91,3 +91,27 @@ def test_claim_if_prints_the_measurement_where_the_premise_fails(capsys):
 def test_claim_if_rejects_bad_arguments(premise, premise_text, statement):
     with pytest.raises(TypeError):
         claim_if(premise, premise_text, True, statement)
+
+
+def test_worked_examples_print_their_kind_not_a_pass_mark(capsys):
+    worked(7e9 * 16 / 1e9 == 112, "7 B parameters at 16 bytes each", gigabytes=112)
+    worked(True, "MAE never exceeds RMSE", kind="identity")
+    assert capsys.readouterr().out == (
+        "≡ arithmetic: 7 B parameters at 16 bytes each (gigabytes = 112)\n≡ identity: MAE never exceeds RMSE\n"
+    )
+
+
+def test_a_wrong_worked_example_raises():
+    with pytest.raises(AssertionError, match="Worked example is wrong \\(arithmetic\\): two and two"):
+        worked(2 + 2 == 5, "two and two")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"kind": "measured"}, ValueError), ({"statement": ""}, TypeError),
+     ({"condition": np.array([True, False])}, TypeError)],
+)
+def test_worked_rejects_bad_arguments(kwargs, error):
+    arguments = {"condition": True, "statement": "s", **kwargs}
+    with pytest.raises(error):
+        worked(arguments.pop("condition"), arguments.pop("statement"), **arguments)

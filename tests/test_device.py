@@ -211,3 +211,30 @@ def test_use_threads_sets_torch_and_blas_pools():
 def test_use_threads_rejects_bad_counts(n):
     with pytest.raises(ValueError, match="n must be"):
         device.use_threads(n)
+
+
+def test_derive_seeds_keeps_seed_zero_and_moves_other_seeds():
+    assert device.derive_seeds(0, 3) == [0, 1, 2]
+    assert device.derive_seeds(0, 2, offset=1000) == [1000, 1001]
+    assert device.derive_seeds(2, 2, offset=1000) == [21000, 21001]
+    assert not set(device.derive_seeds(1, 50)) & set(device.derive_seeds(2, 50))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [((-1, 2), {}, "seed"), ((0, 2.0), {}, "n"), ((0, 2), {"offset": -5}, "offset"),
+     ((0, 2), {"offset": 9_999}, "below"), ((True, 2), {}, "seed")],
+)
+def test_derive_seeds_rejects_bad_arguments(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        device.derive_seeds(*args, **kwargs)
+
+
+def test_cpp_compiler_follows_the_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    assert device.cpp_compiler() is None
+    fake = tmp_path / "clang++"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert device.cpp_compiler() == str(fake)

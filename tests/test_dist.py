@@ -244,3 +244,28 @@ def test_scaling_efficiency():
         hd.scaling_efficiency(0.0, 1.0, 2)
     with pytest.raises(ValueError, match="world_size"):
         hd.scaling_efficiency(1.0, 1.0, -2)
+
+
+@pytest.mark.parametrize(
+    ("n_gpus", "gpu_job"),
+    [(0, None), (1, ("nccl", 1, "cuda")), (2, ("nccl", 2, "cuda")), (8, ("nccl", 8, "cuda"))],
+)
+def test_launch_plan_by_gpu_count(n_gpus, gpu_job):
+    plan = hd.plan_launch(n_gpus)
+    assert (plan.cpu_demos.backend, plan.cpu_demos.nproc, plan.cpu_demos.device) == ("gloo", 2, "cpu")
+    if gpu_job is None:
+        assert plan.gpu_demo is None and "no CUDA GPU" in plan.gpu_skip
+    else:
+        assert (plan.gpu_demo.backend, plan.gpu_demo.nproc, plan.gpu_demo.device) == gpu_job
+        assert plan.gpu_skip is None
+
+
+def test_launch_plan_never_puts_two_nccl_ranks_on_one_gpu():
+    for n_gpus in range(1, 9):
+        assert hd.plan_launch(n_gpus).gpu_demo.nproc <= n_gpus
+
+
+@pytest.mark.parametrize(("n_gpus", "cpu_ranks"), [(-1, 2), (1.0, 2), (True, 2), (0, 0)])
+def test_launch_plan_rejects_bad_counts(n_gpus, cpu_ranks):
+    with pytest.raises(ValueError):
+        hd.plan_launch(n_gpus, cpu_ranks=cpu_ranks)

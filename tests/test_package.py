@@ -23,6 +23,6 @@ def test_import_helpers_is_cheap_and_loads_no_framework():
     assert report["seconds"] < 0.3
 
 
-def test_package_exports_claim_claim_if_and_pick():
-    assert helpers.__all__ == ["claim", "claim_if", "pick"]
+def test_package_exports_the_line_helpers_and_pick():
+    assert helpers.__all__ == ["claim", "claim_if", "pick", "worked"]
     assert helpers.pick(True, "fast", "full") == "fast"

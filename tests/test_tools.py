@@ -42,12 +42,15 @@ def test_question_index_groups_by_cluster_and_links_each_section():
     assert page.count(":::{dropdown}") == 2
 
 
-def test_count_claims_counts_pass_marks_in_outputs(tmp_path):
-    cells = [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": ["✔ a\n", "x\n", "✔ b\n"]}]},
+def test_count_lines_counts_each_kind_of_line_in_outputs(tmp_path):
+    text = ["✔ a\n", "x\n", "✔ b\n", "○ not asserted: c\n", "≡ arithmetic: d\n", "≡ identity: e\n"]
+    cells = [{"cell_type": "code", "outputs": [{"output_type": "stream", "text": text}]},
              {"cell_type": "markdown", "source": "✔ not an output"}]
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps({"cells": cells}))
-    assert book_pages.count_claims(path) == 2
+    assert book_pages.count_lines(path) == 2
+    assert book_pages.count_lines(path, "○") == 1
+    assert book_pages.count_lines(path, "≡") == 2
 
 
 def test_assemble_refuses_missing_executed_notebooks(tmp_path):

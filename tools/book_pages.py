@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from helpers import questions
-from helpers.claims import NOT_ASSERTED_MARK, PASS_MARK
+from helpers.claims import NOT_ASSERTED_MARK, PASS_MARK, WORKED_MARK
 from helpers.config import REPO_ROOT
 from tools.bench_report import (
     FAST_TARGET_S,
@@ -73,14 +73,10 @@ def _output_lines(notebook_path: Path) -> list[str]:
     return text.splitlines()
 
 
-def count_claims(notebook_path: Path) -> int:
-    """Number of ✔ lines in an executed notebook's outputs."""
-    return sum(line.startswith(PASS_MARK) for line in _output_lines(notebook_path))
-
-
-def count_not_asserted(notebook_path: Path) -> int:
-    """Number of ``○ not asserted`` lines (a claim whose premise did not hold) in the outputs."""
-    return sum(line.startswith(NOT_ASSERTED_MARK) for line in _output_lines(notebook_path))
+def count_lines(notebook_path: Path, mark: str = PASS_MARK) -> int:
+    """Number of output lines that start with ``mark``: ✔ claims, ○ claims not asserted (their
+    premise failed) or ≡ worked examples (arithmetic and identities, never counted as evidence)."""
+    return sum(line.startswith(mark) for line in _output_lines(notebook_path))
 
 
 def failure_in_notebook(nb: dict) -> Failure | None:
@@ -184,18 +180,19 @@ def runtime_page(executed: Path, fast: Run, notebooks: list[Path] | None = None)
              "not a test: a slower machine takes longer.", "",
              *speed_index_lines(fast, full), "", f"{SCALING_NOTE[0].upper()}{SCALING_NOTE[1:]}.", "",
              f"| notebook | full (s), target {FULL_TARGET_S:.0f} | fast (s), target {FAST_TARGET_S:.0f} "
-             f"| {PASS_MARK} claims asserted | {NOT_ASSERTED_MARK} not asserted | status |",
-             "|---|---:|---:|---:|---:|---|"]
+             f"| {PASS_MARK} claims asserted | {NOT_ASSERTED_MARK} not asserted | {WORKED_MARK} worked examples "
+             "| status |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for path in notebooks:
         name = path.stem
         output = executed / path.name
-        claims = count_claims(output) if output.is_file() else ""
-        not_asserted = count_not_asserted(output) if output.is_file() else ""
+        claims, not_asserted, worked = (count_lines(output, mark) if output.is_file() else ""
+                                        for mark in (PASS_MARK, NOT_ASSERTED_MARK, WORKED_MARK))
         state = status(name, fast, full)
         if not output.is_file() and name not in full.failed:
             state = "❌ not executed" + ("" if state == "not run" else f"; {state}")
         lines.append(f"| {{doc}}`notebooks/{name}` | {format_time(full.seconds.get(name))} "
-                     f"| {format_time(fast.seconds.get(name))} | {claims} | {not_asserted} | {state} |")
+                     f"| {format_time(fast.seconds.get(name))} | {claims} | {not_asserted} | {worked} | {state} |")
     lines += ["", "## Hardware", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in describe_hardware().items()]
     lines += ["", "## Packages", "", "| package | version |", "|---|---|"]

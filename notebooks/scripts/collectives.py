@@ -11,7 +11,7 @@ import argparse
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from dist_common import setup
+from dist_common import add_backend_argument, setup
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -152,8 +152,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", choices=["ring"], default=None)
     parser.add_argument("--fast", action="store_true")
+    add_backend_argument(parser)
     args = parser.parse_args()
-    rank, world, _ = setup()
+    rank, world, _ = setup(args.backend)
     repeats = 7 if args.fast else 15
     out: dict = {"rank": rank, "world": world,
                  "ring": [ring_check(rank, n) for n in (12, 1000, 1 << 20)]}

@@ -18,7 +18,7 @@ import tempfile
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from dist_common import digits_tensors, make_model, replica_gap, setup
+from dist_common import add_backend_argument, digits_tensors, make_model, replica_gap, setup
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -53,8 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    add_backend_argument(parser)
     args = parser.parse_args()
-    rank, world, _ = setup()
+    rank, world, _ = setup(args.backend)
     data = digits_tensors(args.seed)
     dataset = TensorDataset(torch.arange(len(data["y_train"])), data["X_train"], data["y_train"])
     out: dict = {"rank": rank, "n_train": len(dataset)}

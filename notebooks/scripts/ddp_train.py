@@ -16,7 +16,7 @@ import argparse
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from dist_common import digits_tensors, flat_params, make_model, replica_gap, setup
+from dist_common import add_backend_argument, digits_tensors, flat_params, make_model, replica_gap, setup
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -31,6 +31,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--checkpoint", default="ddp_checkpoint.pt")
+    add_backend_argument(parser)
     return parser.parse_args()
 
 
@@ -47,7 +48,7 @@ def evaluate(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, device: t
 
 def main() -> None:
     args = parse_args()
-    rank, world, device = setup()
+    rank, world, device = setup(args.backend)
     dtype = getattr(torch, args.dtype)
     data = digits_tensors(args.seed, dtype)
     rows = torch.arange(len(data["y_train"]))  # carried through the loader to check the shards
@@ -82,7 +83,7 @@ def main() -> None:
 
     accuracy = evaluate(model.module, data["X_test"], data["y_test"], device)
     if rank == 0:
-        torch.save(model.module.state_dict(), args.checkpoint)
+        torch.save({k: v.cpu() for k, v in model.module.state_dict().items()}, args.checkpoint)  # loads anywhere
         print(f"test accuracy {accuracy:.4f}; checkpoint written by rank 0 only: {args.checkpoint}")
     dist.barrier()  # nobody reads the checkpoint before rank 0 has finished writing it
     save_result({"rank": rank, "world": world, "backend": dist.get_backend(), "rows": seen_rows,

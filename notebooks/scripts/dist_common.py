@@ -6,6 +6,7 @@ the same initial weights as the launched ranks.
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import torch
@@ -16,9 +17,19 @@ from helpers.dist import pick_backend
 from helpers.models import mlp
 
 
-def setup() -> tuple[int, int, torch.device]:
-    """Join the process group that torchrun describes in the environment; return rank, world size, device."""
-    backend = pick_backend()
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend gloo|nccl``; without it ``helpers.dist.pick_backend()`` decides (nccl with CUDA)."""
+    parser.add_argument("--backend", choices=["gloo", "nccl"], default=None,
+                        help="process-group backend (default: nccl with CUDA GPUs, gloo otherwise)")
+
+
+def setup(backend: str | None = None) -> tuple[int, int, torch.device]:
+    """Join the process group that torchrun describes in the environment; return rank, world size, device.
+
+    With ``nccl`` each rank computes on its own GPU (``LOCAL_RANK``); with ``gloo`` on the CPU, even on
+    a GPU machine, so that its results compare with a reference computed on the CPU.
+    """
+    backend = backend or pick_backend()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":

@@ -11,7 +11,7 @@ import argparse
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from dist_common import setup
+from dist_common import add_backend_argument, setup
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
@@ -139,8 +139,9 @@ def pipeline(rank: int, width: int, batch: int, micro_counts: list[int], repeats
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fast", action="store_true")
+    add_backend_argument(parser)
     args = parser.parse_args()
-    rank, world, _ = setup()
+    rank, world, _ = setup(args.backend)
     out = {"rank": rank, "fsdp": fsdp_vs_ddp(rank, world, [512, 512, 512], steps=3),
            "pipeline": pipeline(rank, 512, 256, [1, 8] if args.fast else [1, 2, 4, 8], 3 if args.fast else 7)}
     save_result(out)
