@@ -3,6 +3,7 @@
 No kernel is started; these run in a second or two.
 """
 
+import ast
 import json
 import re
 
@@ -75,6 +76,35 @@ def test_notebook_makes_claims_and_renders_its_questions(path):
     card_ids = re.findall(r'"([A-Z]+-X?\d{2})"', source.split("questions.cards(", 1)[1].split(")", 1)[0])
     answered = {q.id for q in questions.load_bank() if q.notebook == path.stem}
     assert set(card_ids) == answered, "the cards cell must show exactly the questions this notebook answers"
+
+
+CONSTANT_ONLY = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.operator, ast.cmpop,
+                 ast.boolop, ast.unaryop, ast.expr_context, ast.Tuple, ast.List)
+
+
+def constant_claims(source: str) -> list[str]:
+    """``claim(...)`` calls whose condition is built from literals alone: arithmetic, not a measurement.
+
+    Only literal-only conditions are caught. A condition on a name bound to a constant elsewhere
+    would need data-flow tracking across cells to tell from a measured value, so it is left to review.
+    """
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "claim"
+                and node.args and all(isinstance(n, CONSTANT_ONLY) for n in ast.walk(node.args[0]))):
+            found.append(ast.unparse(node.args[0]))
+    return found
+
+
+def test_constant_claims_finds_literal_conditions_only():
+    assert constant_claims("claim(7e9 * 16 > 80e9, 's')\nclaim(x > 1, 's')\n%time y") == ["7000000000.0 * 16 > 80000000000.0"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_claim_rests_on_literals_alone(path):
+    bad = [cond for c in _cells(path) if c["cell_type"] == "code" for cond in constant_claims("".join(c["source"]))]
+    assert not bad, f"claims whose condition uses no measured value (write them with worked(...)): {bad}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
