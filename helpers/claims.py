@@ -37,6 +37,24 @@ def _measured_text(measured: dict[str, Any]) -> str:
     return ", ".join(f"{name} = {format_value(value)}" for name, value in measured.items())
 
 
+def _check_statement(statement: Any) -> None:
+    if not isinstance(statement, str) or not statement.strip():
+        raise TypeError("statement must be a non-empty str describing what is claimed")
+
+
+def _truth(value: Any, name: str) -> bool:
+    """``bool(value)``, refusing values with no single truth value (a multi-element array)."""
+    try:
+        return bool(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a single truth value, got {type(value).__name__}: {error}") from error
+
+
+def _suffix(measured: dict[str, Any]) -> str:
+    details = _measured_text(measured)
+    return f" ({details})" if details else ""
+
+
 def claim(condition: Any, statement: str, **measured: Any) -> None:
     """Assert ``condition``; print ``✔ statement (measured values)`` when it holds.
 
@@ -45,19 +63,11 @@ def claim(condition: Any, statement: str, **measured: Any) -> None:
     ``AssertionError`` is raised whose message names the statement and the measured values, so a
     failing notebook cell says what was expected and what was measured.
     """
-    if not isinstance(statement, str) or not statement.strip():
-        raise TypeError("statement must be a non-empty str describing what is claimed")
-    try:
-        holds = bool(condition)
-    except (TypeError, ValueError) as error:  # e.g. a multi-element array
-        raise TypeError(
-            f"condition must be a single truth value, got {type(condition).__name__}: {error}"
-        ) from error
-    details = _measured_text(measured)
-    suffix = f" ({details})" if details else ""
+    _check_statement(statement)
+    holds = _truth(condition, "condition")
     if not holds:
-        raise AssertionError(f"Claim failed: {statement}{suffix}")
-    print(f"{PASS_MARK} {statement}{suffix}")
+        raise AssertionError(f"Claim failed: {statement}{_suffix(measured)}")
+    print(f"{PASS_MARK} {statement}{_suffix(measured)}")
 
 
 def claim_if(premise: Any, premise_text: str, condition: Any, statement: str, **measured: Any) -> bool:
@@ -71,15 +81,10 @@ def claim_if(premise: Any, premise_text: str, condition: Any, statement: str, **
     """
     if not isinstance(premise_text, str) or not premise_text.strip():
         raise TypeError("premise_text must be a non-empty str saying what the claim needs")
-    try:
-        premise_holds = bool(premise)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"premise must be a single truth value, got {type(premise).__name__}") from error
-    if premise_holds:
+    if _truth(premise, "premise"):
         claim(condition, statement, **measured)
         return True
-    if not isinstance(statement, str) or not statement.strip():
-        raise TypeError("statement must be a non-empty str describing what is claimed")
+    _check_statement(statement)
     details = _measured_text(measured)
     print(f"{NOT_ASSERTED_MARK} not asserted: {statement} (needs: {premise_text}"
           f"{'; ' + details if details else ''})")
@@ -95,14 +100,7 @@ def worked(condition: Any, statement: str, *, kind: str = "arithmetic", **values
     """
     if kind not in WORKED_KINDS:
         raise ValueError(f"kind must be one of {WORKED_KINDS}, got {kind!r}")
-    if not isinstance(statement, str) or not statement.strip():
-        raise TypeError("statement must be a non-empty str describing the worked example")
-    try:
-        holds = bool(condition)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"condition must be a single truth value, got {type(condition).__name__}") from error
-    details = _measured_text(values)
-    suffix = f" ({details})" if details else ""
-    if not holds:
-        raise AssertionError(f"Worked example is wrong ({kind}): {statement}{suffix}")
-    print(f"{WORKED_MARK} {kind}: {statement}{suffix}")
+    _check_statement(statement)
+    if not _truth(condition, "condition"):
+        raise AssertionError(f"Worked example is wrong ({kind}): {statement}{_suffix(values)}")
+    print(f"{WORKED_MARK} {kind}: {statement}{_suffix(values)}")
