@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULTS_ENV = "MLLAB_DIST_RESULTS"
+from helpers.run_scripts import JOB_MARKER, RESULTS_ENV, job_dir
+
 ZERO_STAGES = (0, 1, 2, 3)
 
 
@@ -119,6 +120,124 @@ class LaunchResult:
         return [line for line in self.log if line.startswith(prefix)]
 
 
+def launch(
+    script: str | Path,
+    args: Sequence[str] = (),
+    *,
+    nproc_per_node: int = 2,
+    timeout_s: float = 180.0,
+    echo: bool = True,
+    env: dict[str, str] | None = None,
+) -> LaunchResult:
+    """Run ``script`` under ``torchrun`` on this machine and return its logs and per-rank results.
+
+    Log lines stream as they come, prefixed with the rank. Each rank's ``save_result(...)`` comes back
+    in ``LaunchResult.results[rank]``. Raises ``RuntimeError`` when any rank fails (with the last log
+    lines) and ``TimeoutError`` when the job runs past ``timeout_s`` (its processes are killed).
+    """
+    script = _existing_script(script)
+    _check_timeout(timeout_s)
+    with tempfile.TemporaryDirectory(prefix="mllab-dist-") as tmp:
+        cmd = torchrun_command(script, args, nproc_per_node=nproc_per_node)
+        returncode, wall_s, log = _run_torchrun(cmd, script.name, tmp, timeout_s, echo, env)
+        return LaunchResult(returncode, wall_s, log, _read_results(Path(tmp)))
+
+
+def launch_sequence(
+    jobs: Sequence[tuple[str | Path, Sequence[str]]],
+    *,
+    nproc_per_node: int = 2,
+    timeout_s: float = 300.0,
+    echo: bool = False,
+    env: dict[str, str] | None = None,
+) -> list[LaunchResult]:
+    """Run several ``(script, args)`` jobs one after another inside ONE ``torchrun`` launch.
+
+    Each script runs in the same rank processes as if launched alone (as ``__main__``, with its own
+    arguments, joining and leaving the process group itself), so the start-up of Python, torch and
+    the rendezvous is paid once. Returns one ``LaunchResult`` per job, with that job's log lines and
+    results; its ``wall_s`` is the job's own run time on rank 0, without the shared start-up.
+    """
+    if not jobs:
+        raise ValueError("jobs must name at least one (script, args) pair")
+    _check_timeout(timeout_s)
+    spec = [{"script": str(_existing_script(script)), "args": [str(a) for a in args]} for script, args in jobs]
+    with tempfile.TemporaryDirectory(prefix="mllab-dist-") as tmp:
+        spec_path = Path(tmp) / "jobs.json"
+        spec_path.write_text(json.dumps(spec))
+        cmd = torchrun_command(Path(__file__).with_name("run_scripts.py"), [str(spec_path)],
+                               nproc_per_node=nproc_per_node)
+        names = " + ".join(Path(job["script"]).name for job in spec)
+        returncode, _, log = _run_torchrun(cmd, names, tmp, timeout_s, echo, env)
+        logs = _split_log(log, len(spec))
+        results = []
+        for index in range(len(spec)):
+            folder = job_dir(tmp, index)
+            wall_s = float((folder / "wall_s").read_text())
+            results.append(LaunchResult(returncode, wall_s, logs[index], _read_results(folder)))
+        return results
+
+
+def _existing_script(script: str | Path) -> Path:
+    script = Path(script)
+    if not script.is_file():
+        raise FileNotFoundError(f"script {script} does not exist")
+    return script
+
+
+def _check_timeout(timeout_s: float) -> None:
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+
+
+def _run_torchrun(cmd: list[str], name: str, results_dir: str, timeout_s: float, echo: bool,
+                  env: dict[str, str] | None) -> tuple[int, float, list[str]]:
+    """Run a torchrun command line, streaming its output; return (exit code, wall seconds, log lines)."""
+    run_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {}),
+               RESULTS_ENV: results_dir}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=run_env, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_stream, args=(proc.stdout, lines), daemon=True).start()
+    log: list[str] = []
+    deadline = start + timeout_s
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.perf_counter(), 0.0))
+        except queue.Empty:
+            _stop(proc)
+            tail = "\n".join(log[-20:])
+            raise TimeoutError(f"{name} ran past timeout_s={timeout_s} s and was killed; "
+                               f"last log lines:\n{tail}") from None
+        if line is None:
+            break
+        log.append(line)
+        if echo:
+            print(line, flush=True)
+    returncode = proc.wait()
+    wall_s = time.perf_counter() - start
+    if returncode != 0:
+        from_ranks = [line for line in log if line.startswith("[rank")][-15:]
+        tail = "\n".join([*from_ranks, "...", *log[-8:]])
+        raise RuntimeError(f"{name} failed (torchrun exit code {returncode}); last log lines:\n{tail}")
+    return returncode, wall_s, log
+
+
+def _split_log(log: list[str], n_jobs: int) -> list[list[str]]:
+    """Cut a sequence's log into one list per job, following each rank's job markers."""
+    per_job: list[list[str]] = [[] for _ in range(n_jobs)]
+    current: dict[str, int] = {}
+    for line in log:
+        prefix = line.split(":", 1)[0] if line.startswith("[rank") else ""
+        _, marker, rest = line.partition(JOB_MARKER)
+        if marker and prefix:
+            current[prefix] = int(rest.split(":", 1)[0])
+        elif prefix in current:
+            per_job[current[prefix]].append(line)
+    return per_job
+
+
 def _stream(pipe: Any, lines: queue.Queue) -> None:
     for line in iter(pipe.readline, ""):
         lines.put(line.rstrip("\n"))
@@ -140,59 +259,6 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _read_results(results_dir: Path) -> dict[int, Any]:
     return {int(p.stem.removeprefix("rank")): json.loads(p.read_text()) for p in results_dir.glob("rank*.json")}
-
-
-def launch(
-    script: str | Path,
-    args: Sequence[str] = (),
-    *,
-    nproc_per_node: int = 2,
-    timeout_s: float = 180.0,
-    echo: bool = True,
-    env: dict[str, str] | None = None,
-) -> LaunchResult:
-    """Run ``script`` under ``torchrun`` on this machine and return its logs and per-rank results.
-
-    Log lines stream as they come, prefixed with the rank. Each rank's ``save_result(...)`` comes back
-    in ``LaunchResult.results[rank]``. Raises ``RuntimeError`` when any rank fails (with the last log
-    lines) and ``TimeoutError`` when the job runs past ``timeout_s`` (its processes are killed).
-    """
-    script = Path(script)
-    if not script.is_file():
-        raise FileNotFoundError(f"script {script} does not exist")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-    with tempfile.TemporaryDirectory(prefix="mllab-dist-") as tmp:
-        run_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {}),
-                   RESULTS_ENV: tmp}
-        cmd = torchrun_command(script, args, nproc_per_node=nproc_per_node)
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=run_env, start_new_session=True)
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_stream, args=(proc.stdout, lines), daemon=True).start()
-        log: list[str] = []
-        deadline = start + timeout_s
-        while True:
-            try:
-                line = lines.get(timeout=max(deadline - time.perf_counter(), 0.0))
-            except queue.Empty:
-                _stop(proc)
-                tail = "\n".join(log[-20:])
-                raise TimeoutError(f"{script.name} ran past timeout_s={timeout_s} s and was killed; "
-                                   f"last log lines:\n{tail}") from None
-            if line is None:
-                break
-            log.append(line)
-            if echo:
-                print(line, flush=True)
-        returncode = proc.wait()
-        wall_s = time.perf_counter() - start
-        if returncode != 0:
-            from_ranks = [line for line in log if line.startswith("[rank")][-15:]
-            tail = "\n".join([*from_ranks, "...", *log[-8:]])
-            raise RuntimeError(f"{script.name} failed (torchrun exit code {returncode}); last log lines:\n{tail}")
-        return LaunchResult(returncode, wall_s, log, _read_results(Path(tmp)))
 
 
 def save_result(result: Any) -> Path | None:

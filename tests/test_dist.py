@@ -92,6 +92,52 @@ def test_launch_kills_a_hung_job(tmp_path):
         hd.launch(script, echo=False, timeout_s=8)
 
 
+GROUP_JOB = """
+    import sys
+    import torch, torch.distributed as dist
+    from helpers.dist import save_result
+    dist.init_process_group("gloo")
+    total = torch.tensor([dist.get_rank() + 1.0])
+    dist.all_reduce(total)  # a collective proves each job got a working process group
+    print(f"{sys.argv[1]} sum={total.item():g}", flush=True)
+    save_result({"job": sys.argv[1], "sum": total.item()})
+    dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_launch_sequence_runs_each_job_in_its_own_process_group(tmp_path):
+    script = write_script(tmp_path, GROUP_JOB)
+    runs = hd.launch_sequence([(script, ["first"]), (script, ["second"]), (script, ["third"])], timeout_s=120)
+    assert [run.results for run in runs] == [{r: {"job": name, "sum": 3.0} for r in (0, 1)}
+                                             for name in ("first", "second", "third")]
+    assert [sorted(run.log) for run in runs] == [[f"[rank{r}]:{name} sum=3" for r in (0, 1)]
+                                                 for name in ("first", "second", "third")]
+    assert all(run.wall_s > 0 and run.returncode == 0 for run in runs)
+
+
+@pytest.mark.slow
+def test_launch_sequence_reports_the_failing_job(tmp_path):
+    good = write_script(tmp_path, GROUP_JOB)
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise SystemExit('the second job gave up')\n")
+    with pytest.raises(RuntimeError, match=r"(?s)job.py \+ bad.py failed.*the second job gave up"):
+        hd.launch_sequence([(good, ["first"]), (bad, [])], timeout_s=120)
+
+
+def test_launch_sequence_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="at least one"):
+        hd.launch_sequence([])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        hd.launch_sequence([(tmp_path / "missing.py", [])])
+
+
+def test_split_log_follows_each_ranks_markers():
+    log = ["torchrun says hi", "[rank0]:=== mllab job 0: a.py", "[rank0]:a0", "[rank1]:=== mllab job 0: a.py",
+           "[rank0]:=== mllab job 1: b.py", "[rank1]:a1", "[rank0]:b0", "[rank1]:=== mllab job 1: b.py", "[rank1]:b1"]
+    assert hd._split_log(log, 2) == [["[rank0]:a0", "[rank1]:a1"], ["[rank0]:b0", "[rank1]:b1"]]
+
+
 def test_launch_rejects_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         hd.launch(tmp_path / "missing.py")

@@ -63,7 +63,7 @@ def fsdp_vs_ddp(rank: int, world: int, hidden: list[int], steps: int) -> dict:
             fully_shard(layer, mesh=mesh)  # each layer's weights are gathered only while it runs
     fully_shard(sharded, mesh=mesh)
     fsdp_opt = adamw_steps(sharded, x, y, steps)
-    gap = max(float((a.full_tensor() - b).abs().max())
+    gap = max(float((a.full_tensor() - b).detach().abs().max())
               for a, b in zip(sharded.parameters(), ddp.module.parameters(), strict=True))
     return {"n_params": sum(p.numel() for p in ddp.module.parameters()),
             "ddp": memory_report(ddp, ddp_opt), "fsdp": memory_report(sharded, fsdp_opt),
