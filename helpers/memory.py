@@ -1,8 +1,8 @@
 """Training and inference memory from shapes: weights, gradients, optimizer state, activations, KV cache.
 
-The estimators are arithmetic on sizes and import nothing heavy. Three measuring functions at the end
-(``saved_tensor_bytes``, ``cpu_peak_bytes``, ``cuda_peak_bytes``) import torch when they are called;
-notebook 01 checks the estimators against them.
+The estimators are arithmetic on sizes and import nothing heavy. The measuring functions at the end
+(``saved_tensor_bytes``, ``cpu_peak_bytes``, ``cpu_memory_timeline``, ``cuda_peak_bytes``) import torch
+when they are called; notebook 01a checks the estimators against them.
 
 Sizes are in bytes. Dtypes are names (``"fp32"``, ``"bf16"``, ``"float16"``, ...) or ``torch.dtype``.
 """
@@ -523,6 +523,94 @@ def cpu_peak_bytes(fn: Callable[[], Any]) -> PeakMemory:
         running += nbytes
         peak = max(peak, running)
     return PeakMemory(result, peak, running, None)
+
+
+@dataclass(frozen=True)
+class MemoryTimeline:
+    """Bytes allocated on the CPU over time, relative to the start, with the phases that ran.
+
+    ``times_ms[i]`` is the time of the i-th allocator event after the first phase began, and
+    ``allocated[i]`` the running sum of allocations minus frees just after it. ``phases`` holds
+    ``(name, start_ms, end_ms)`` for each phase, on the same clock.
+    """
+
+    times_ms: list[float]
+    allocated: list[int]
+    phases: list[tuple[str, float, float]]
+
+    @property
+    def peak(self) -> int:
+        """Highest bytes allocated at any moment (0 when nothing was allocated)."""
+        return max(self.allocated, default=0)
+
+    @property
+    def peak_phase(self) -> str:
+        """The phase during which the peak was reached."""
+        at = self.times_ms[self.allocated.index(self.peak)] if self.allocated else 0.0
+        return next((name for name, start, end in self.phases if start <= at <= end), self.phases[-1][0])
+
+    def level_at_end(self, phase: str) -> int:
+        """Bytes allocated when ``phase`` ended."""
+        end = next(end for name, _, end in self.phases if name == phase)
+        level = 0
+        for t, value in zip(self.times_ms, self.allocated, strict=True):
+            if t > end:
+                break
+            level = value
+        return level
+
+    def time_above(self, fraction: float) -> float:
+        """Milliseconds during which the allocation was at or above ``fraction`` of the peak."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+        end = self.phases[-1][2]
+        edges = [*self.times_ms[1:], end]
+        return sum(max(0.0, stop - t) for t, stop, value in zip(self.times_ms, edges, self.allocated, strict=True)
+                   if value >= fraction * self.peak)
+
+
+def cpu_memory_timeline(phases: Sequence[tuple[str, Callable[[], Any]]]) -> MemoryTimeline:
+    """Run named phases in order under ``torch.profiler``; return the CPU allocation curve over time.
+
+    Same method as ``cpu_peak_bytes`` (the profiler's allocation events, summed in time order); each
+    phase runs inside ``torch.profiler.record_function(name)``, whose start and end come from the
+    same clock. Tensors that existed before the first phase are not counted.
+    """
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    if not phases:
+        raise ValueError("phases must name at least one (name, function) pair")
+    names = [name for name, _ in phases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"phase names must be unique, got {names}")
+    for name, fn in phases:
+        if not callable(fn):
+            raise TypeError(f"phase {name!r}: expected a callable, got {type(fn).__name__}")
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_native_stderr():
+        prof.start()
+    try:
+        for name, fn in phases:
+            with record_function(name):
+                fn()
+    finally:
+        with _quiet_native_stderr():
+            prof.stop()
+    spans = {}
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.name in names and node.name not in spans:
+            spans[node.name] = (node.start_time_ns, node.end_time_ns)
+        stack.extend(node.children)
+    origin = spans[names[0]][0]
+    times, allocated, running = [], [], 0
+    for t, nbytes in _allocation_events(prof):
+        running += nbytes
+        times.append((t - origin) / 1e6)
+        allocated.append(running)
+    return MemoryTimeline(times, allocated,
+                          [(name, (spans[name][0] - origin) / 1e6, (spans[name][1] - origin) / 1e6) for name in names])
 
 
 def cuda_peak_bytes(fn: Callable[[], Any], device: Any = None) -> PeakMemory:

@@ -46,5 +46,5 @@ def test_every_course_notebook_with_a_gpu_path_is_found():
     found = {p.stem for p in course_notebooks()
              if any(gpu_sections.is_gpu_cell(gpu_sections._source(c))
                     for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code")}
-    assert {"01_resource_estimation", "09_mixed_precision", "10a_distributed_training",
+    assert {"01a_training_memory", "09_mixed_precision", "10a_distributed_training",
             "10b_data_processing", "11a_quantization", "11c_inference_speed"} <= found

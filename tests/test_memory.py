@@ -346,6 +346,45 @@ def test_cpu_peak_bytes_keeps_the_profiler_banners_out_of_stderr(capfd):
     assert "profiler_start" not in capfd.readouterr().err
 
 
+def test_cpu_memory_timeline_follows_the_phases():
+    box = {}
+
+    def grow():
+        box["a"] = torch.ones(1000)  # 4000 bytes, kept into the next phase
+
+    def spike():
+        temporary = torch.ones(5000)  # 20 000 bytes for a moment
+        box["b"] = temporary[:10].clone()  # 40 bytes kept
+
+    def release():
+        box.clear()
+
+    timeline = memory.cpu_memory_timeline([("grow", grow), ("spike", spike), ("release", release)])
+    assert [name for name, _, _ in timeline.phases] == ["grow", "spike", "release"]
+    starts_and_ends = [t for _, start, end in timeline.phases for t in (start, end)]
+    assert starts_and_ends == sorted(starts_and_ends) and starts_and_ends[0] == 0.0
+    assert timeline.peak >= 4000 + 20_000 and timeline.peak_phase == "spike"
+    assert timeline.level_at_end("grow") == 4000
+    assert timeline.level_at_end("spike") == 4040
+    assert timeline.level_at_end("release") == 0
+    assert timeline.peak == memory.cpu_peak_bytes(lambda: [grow(), spike(), release()]).peak
+    step_ms = timeline.phases[-1][2]
+    assert 0 <= timeline.time_above(1.0) <= timeline.time_above(0.1) <= step_ms
+
+
+def test_cpu_memory_timeline_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        memory.cpu_memory_timeline([])
+    with pytest.raises(ValueError, match="unique"):
+        memory.cpu_memory_timeline([("a", lambda: None), ("a", lambda: None)])
+    with pytest.raises(TypeError, match="phase 'a'"):
+        memory.cpu_memory_timeline([("a", 42)])
+    timeline = memory.cpu_memory_timeline([("nothing", lambda: None)])
+    assert timeline.peak == 0 and timeline.peak_phase == "nothing"
+    with pytest.raises(ValueError, match="fraction"):
+        timeline.time_above(0)
+
+
 def test_quiet_native_stderr_without_descriptor_2(monkeypatch):
     def no_descriptor(fd):
         raise OSError("bad file descriptor")
