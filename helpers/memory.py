@@ -474,6 +474,21 @@ def _allocation_events(prof: Any) -> list[tuple[int, int]]:
 
 
 @contextlib.contextmanager
+def _memory_profiler() -> Iterator[Any]:
+    """A started ``torch.profiler.profile`` that records CPU allocations, stopped when the block ends."""
+    from torch.profiler import ProfilerActivity, profile
+
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_native_stderr():
+        prof.start()
+    try:
+        yield prof
+    finally:
+        with _quiet_native_stderr():
+            prof.stop()
+
+
+@contextlib.contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null for the block.
 
@@ -506,18 +521,10 @@ def cpu_peak_bytes(fn: Callable[[], Any]) -> PeakMemory:
     ``zero_grad`` first), or the profiler warns about blocks of unknown size. Allocations outside
     PyTorch's allocator (NumPy, Python objects, autograd nodes) are not seen.
     """
-    from torch.profiler import ProfilerActivity, profile
-
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_native_stderr():
-        prof.start()
-    try:
+    with _memory_profiler() as prof:
         result = fn()
-    finally:
-        with _quiet_native_stderr():
-            prof.stop()
     running = peak = 0
     for _, nbytes in _allocation_events(prof):
         running += nbytes
@@ -576,7 +583,7 @@ def cpu_memory_timeline(phases: Sequence[tuple[str, Callable[[], Any]]]) -> Memo
     phase runs inside ``torch.profiler.record_function(name)``, whose start and end come from the
     same clock. Tensors that existed before the first phase are not counted.
     """
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.profiler import record_function
 
     if not phases:
         raise ValueError("phases must name at least one (name, function) pair")
@@ -586,16 +593,10 @@ def cpu_memory_timeline(phases: Sequence[tuple[str, Callable[[], Any]]]) -> Memo
     for name, fn in phases:
         if not callable(fn):
             raise TypeError(f"phase {name!r}: expected a callable, got {type(fn).__name__}")
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_native_stderr():
-        prof.start()
-    try:
+    with _memory_profiler() as prof:
         for name, fn in phases:
             with record_function(name):
                 fn()
-    finally:
-        with _quiet_native_stderr():
-            prof.stop()
     spans = {}
     stack = list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
