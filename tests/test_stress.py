@@ -46,3 +46,15 @@ def test_prepare_injects_the_seed(tmp_path):
     cells = json.loads((tmp_path / "seed-7" / notebook.name).read_text())["cells"]
     injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
     assert "SEED = 7" in "".join(injected["source"]) and "FAST = True" in "".join(injected["source"])
+
+
+def test_prepare_removes_copies_left_by_an_earlier_run(tmp_path):
+    from tools.notebooks import course_notebooks
+
+    condition = stress.Condition("seed 7", seed=7)
+    stale = tmp_path / "seed-7" / "99_stale.ipynb"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    notebook = course_notebooks()[0]
+    stress.prepare(condition, [notebook], tmp_path)
+    assert sorted(p.name for p in (tmp_path / "seed-7").iterdir()) == [notebook.name]

@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,8 +71,14 @@ def condition_folder(condition: Condition, out: Path) -> Path:
 
 
 def prepare(condition: Condition, notebooks: list[Path], out: Path) -> None:
-    """Write the fast copies for ``condition`` (its SEED injected); nothing is executed."""
-    prepare_fast(condition_folder(condition, out), notebooks, parameters={"SEED": condition.seed})
+    """Write the fast copies for ``condition`` (its SEED injected) into an emptied folder; nothing is executed.
+
+    The folder is emptied first: the run executes every notebook in it, and copies left by an earlier
+    stress run of other notebooks would run again.
+    """
+    folder = condition_folder(condition, out)
+    shutil.rmtree(folder, ignore_errors=True)
+    prepare_fast(folder, notebooks, parameters={"SEED": condition.seed})
 
 
 def run_condition(condition: Condition, out: Path) -> dict:
