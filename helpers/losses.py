@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 REDUCTIONS = ("mean", "sum", "none")
+LOGIT_LIMIT = 100.0  # logits are clipped here: far beyond a trained model's, and ±inf no longer gives NaN
 
 
 def _check_tensors(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -56,11 +57,13 @@ def binary_focal_loss(
     weight of the positive class (negatives get ``1 - alpha``); ``None`` weights both alike.
     ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"`` (per-element losses). Stable for any logit:
     ``-log p_t`` comes from ``binary_cross_entropy_with_logits`` and ``log(1 - p_t)`` from
-    ``logsigmoid``, never from a probability that has rounded to 0 or 1.
+    ``logsigmoid``, never from a probability that has rounded to 0 or 1. Logits are clipped to
+    ±``LOGIT_LIMIT`` (σ(100) is 1 in float64), so ±inf gives a finite loss, not NaN.
     """
     _check_tensors(logits, targets)
     _check_options(gamma, alpha, reduction)
     targets = targets.to(logits.dtype)
+    logits = logits.clamp(-LOGIT_LIMIT, LOGIT_LIMIT)  # ±inf would give inf - inf = NaN inside the BCE
     loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # -log p_t
     if gamma != 0:
         # 1 - p_t = σ(-z) for a positive and σ(z) for a negative: σ(-s·z) with s = ±1.

@@ -155,3 +155,11 @@ def test_bad_tensors_raise():
         binary_focal_loss(logits, targets * 2)
     with pytest.raises(ValueError, match="only 0 and 1"):
         binary_focal_loss(logits, torch.full_like(targets, 0.5))
+
+
+def test_focal_loss_is_finite_at_infinite_logits():
+    logits = torch.tensor([float("inf"), float("-inf"), float("-inf")])
+    targets = torch.tensor([1.0, 0.0, 1.0])
+    loss = binary_focal_loss(logits, targets, reduction="none")
+    assert torch.isfinite(loss).all()
+    assert loss[0] == 0 and loss[1] == 0 and loss[2] > 50  # right and sure: nothing; wrong and sure: large
