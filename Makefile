@@ -18,12 +18,14 @@ CELL_TIMEOUT ?= 600
 export MLLAB_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install test lint unit notebooks stress bench book execute pages site check-site lab clean
+.PHONY: help install test lint unit notebooks stress bench book execute pages site check-site quiz deck lab clean
 
 help:
 	@echo "make book   - execute all notebooks (full mode) and build the website into $(SITE)"
 	@echo "make test   - lint + unit tests + every notebook in fast mode (what CI runs)"
 	@echo "make lab    - open JupyterLab on the course"
+	@echo "make quiz   - drill the interview questions in the terminal (QUIZ=\"--cluster FIT --lang zh\")"
+	@echo "make deck   - Anki (.apkg) and CSV flashcard decks of the questions, in build/decks"
 	@echo "make stress - every notebook in fast mode on one core, with other seeds, beside a busy CPU"
 	@echo "make bench  - fast-mode run times, one notebook at a time, against the targets, with a speed index"
 	@echo "make check-site - open the built site in headless Chromium, check pages and links"
@@ -95,6 +97,14 @@ check-site: $(STAMP)
 	$(BIN)/python -m tools.check_site $(SITE) --screenshot $(BUILD)/screenshots
 
 # ---- studying ----------------------------------------------------------------------------
+# make quiz QUIZ="--cluster FIT --lang zh": spaced-repetition drill over questions.yaml
+QUIZ ?=
+quiz: $(STAMP)
+	$(BIN)/python -m tools.quiz $(QUIZ)
+
+deck: $(STAMP)
+	$(BIN)/python -m tools.decks --out $(BUILD)/decks
+
 lab: $(STAMP)
 	MLLAB_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=notebooks
 

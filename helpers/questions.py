@@ -137,7 +137,9 @@ def pointer_problems(bank: list[Question], notebooks_dir: str | Path = NOTEBOOKS
 
 
 def card_markdown(question: Question, section_title: str | None = None) -> str:
-    """One question as a Markdown card: both wordings, difficulty, the 30-second answer, follow-ups."""
+    """One question as a Markdown card: both wordings and the difficulty in the open; the 30-second
+    answer and the follow-ups folded in a ``<details>`` element, so the reader can try first (it
+    folds in JupyterLab and in the book alike)."""
     where = f"§ {section_title}" if section_title else f"section `{question.section}`"
     lines = [
         f"**{question.id}** · {DIFFICULTIES[question.difficulty]} · answered in *{where}*",
@@ -145,12 +147,15 @@ def card_markdown(question: Question, section_title: str | None = None) -> str:
         f"> **Q:** {question.question_en.strip()}  ",
         f"> **问：** {question.question_zh.strip()}",
         "",
+        "<details><summary>Try first, then show the 30-second answer · 先想一想，再看 30 秒回答</summary>",
+        "",
         f"**30-second answer.** {question.answer.strip()}",
     ]
     if question.answer_zh:
         lines += ["", f"**30 秒回答：** {question.answer_zh.strip()}"]
     if question.follow_ups:
         lines += ["", "*Follow-ups:* " + " · ".join(question.follow_ups)]
+    lines += ["", "</details>"]
     return "\n".join(lines)
 
 

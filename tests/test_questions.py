@@ -193,11 +193,15 @@ def test_card_markdown_with_section_title(bank):
             "> **Q:** What is overfitting?  ",
             "> **问：** 什么是过拟合？",
             "",
+            "<details><summary>Try first, then show the 30-second answer · 先想一想，再看 30 秒回答</summary>",
+            "",
             "**30-second answer.** The model memorises noise.",
             "",
             "**30 秒回答：** 模型记住了噪声。",
             "",
             "*Follow-ups:* How do you detect it? · How do you fix it?",
+            "",
+            "</details>",
         ]
     )
 
@@ -205,8 +209,9 @@ def test_card_markdown_with_section_title(bank):
 def test_card_markdown_without_title_or_extras(bank):
     card = questions.card_markdown(bank[1])
     assert card.startswith("**FIT-X02** · hard · answered in *section `my-label`*")
-    assert "30 秒回答" not in card
+    assert "30 秒回答：" not in card
     assert "Follow-ups" not in card
+    assert card.endswith("</details>")
 
 
 def test_card_markdown_medium_difficulty(bank):

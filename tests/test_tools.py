@@ -36,10 +36,16 @@ def test_notebooks_cli_takes_names_after_the_options(tmp_path):
 
 def test_question_index_groups_by_cluster_and_links_each_section():
     page = book_pages.question_index([_question(), _question(id="OV-01", cluster="00 Overview", section="ov-x")])
-    assert page.index("## 05 Fitting") < page.index("## 00 Overview")
+    assert page.index("## 00 Overview") < page.index("## 05 Fitting")  # course order, not the bank's order
     assert "{ref}`fit-x`" in page and "{ref}`ov-x`" in page
     assert "为什么？" in page and "因为。" in page
     assert page.count(":::{dropdown}") == 2
+
+
+def test_deck_links_offer_every_file_as_a_download(tmp_path):
+    text = book_pages.deck_links({"b.csv": tmp_path / "b.csv", "a.apkg": tmp_path / "a.apkg"})
+    assert "## Flashcards" in text
+    assert text.index("{download}`a.apkg <downloads/a.apkg>`") < text.index("{download}`b.csv <downloads/b.csv>`")
 
 
 def test_count_lines_counts_each_kind_of_line_in_outputs(tmp_path):

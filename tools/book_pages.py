@@ -15,6 +15,7 @@ from pathlib import Path
 from helpers import questions
 from helpers.claims import NOT_ASSERTED_MARK, PASS_MARK, WORKED_MARK
 from helpers.config import REPO_ROOT
+from tools import decks
 from tools.bench_report import (
     FAST_TARGET_S,
     FULL_TARGET_S,
@@ -45,7 +46,7 @@ def question_index(bank: list[questions.Question]) -> str:
     lines = ["# Question index", "", "*题库索引*", "",
              f"{len(bank)} questions. Each links to the notebook section whose experiment proves the answer; "
              "E, M and H mark easy, medium and hard.", ""]
-    for cluster, items in by_cluster.items():
+    for cluster, items in sorted(by_cluster.items(), key=lambda item: item[0].split()[0]):  # course order: 00, 01, ...
         lines += [f"## {cluster}", ""]
         for q in items:
             lines += [
@@ -61,6 +62,16 @@ def question_index(bank: list[questions.Question]) -> str:
                 "",
             ]
     return "\n".join(lines)
+
+
+def deck_links(files: dict[str, Path]) -> str:
+    """A section of the question index that offers the flashcard decks as downloads."""
+    lines = ["", "## Flashcards", "",
+             "The same questions as flashcard decks: Anki packages (import them in Anki; a rebuilt deck "
+             "updates its cards instead of duplicating them) and CSV files, in English, Chinese and both.", ""]
+    for name in sorted(files):
+        lines.append(f"- {{download}}`{name} <downloads/{name}>`")
+    return "\n".join(lines) + "\n"
 
 
 def _output_lines(notebook_path: Path) -> list[str]:
@@ -236,7 +247,9 @@ def assemble(executed: Path, out: Path, fast: Run | dict[str, float], notebooks:
             failure = failure_in_notebook(json.loads(target.read_text(encoding="utf-8")))
         if failure is not None:
             mark_failure(target, failure)
-    (out / "questions.md").write_text(question_index(questions.load_bank()), encoding="utf-8")
+    deck_files = decks.build_all(out / "downloads")
+    (out / "questions.md").write_text(question_index(questions.load_bank()) + deck_links(deck_files),
+                                      encoding="utf-8")
     (out / "runtimes.md").write_text(runtime_page(executed, fast, notebooks), encoding="utf-8")
 
 
