@@ -42,6 +42,15 @@ def test_question_index_groups_by_cluster_and_links_each_section():
     assert page.count(":::{dropdown}") == 2
 
 
+def test_data_page_lists_bundled_files_and_scikit_learn_sets(tmp_path):
+    manifest = tmp_path / "MANIFEST.csv"
+    manifest.write_text("file,sha256,rows,source,licence\n")
+    empty = book_pages.data_page(manifest)
+    assert "None yet" in empty and "`load_digits`" in empty and "CC BY 4.0" in empty
+    manifest.write_text("file,sha256,rows,source,licence\nx.csv," + "a" * 64 + ",10,somewhere,CC0\n")
+    assert "| `x.csv` | 10 | somewhere | CC0 | `aaaaaaaaaaaa…` |" in book_pages.data_page(manifest)
+
+
 def test_deck_links_offer_every_file_as_a_download(tmp_path):
     text = book_pages.deck_links({"b.csv": tmp_path / "b.csv", "a.apkg": tmp_path / "a.apkg"})
     assert "## Flashcards" in text

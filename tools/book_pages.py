@@ -4,6 +4,7 @@ pages (the question index and the run-time table)."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import shutil
@@ -62,6 +63,35 @@ def question_index(bank: list[questions.Question]) -> str:
                 "",
             ]
     return "\n".join(lines)
+
+
+SKLEARN_BUNDLED = [  # data sets the notebooks load from scikit-learn's own copy (nothing is downloaded)
+    ("handwritten digits, 8×8 (`load_digits`)", "UCI, Optical Recognition of Handwritten Digits", "CC BY 4.0"),
+    ("breast cancer Wisconsin, diagnostic (`load_breast_cancer`)", "UCI, Breast Cancer Wisconsin (Diagnostic)",
+     "CC BY 4.0"),
+    ("diabetes (`load_diabetes`)", "Efron, Hastie, Johnstone and Tibshirani (2004), *Least Angle Regression*",
+     "distributed with scikit-learn (BSD-3-Clause)"),
+]
+
+
+def data_page(manifest: Path) -> str:
+    """The "Data and licences" page: the licences of the course, and every data set with its own."""
+    with manifest.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    lines = ["# Data and licences", "", "*数据与许可*", "",
+             "The code of this course is MIT-licensed; its text, figures and questions are CC BY 4.0 "
+             "(`LICENSE` and `LICENSE-CONTENT` in the repository). Each data set keeps its own licence.", "",
+             "## Files bundled in `data/`", ""]
+    if rows:
+        lines += ["| file | rows | source | licence | SHA-256 |", "|---|---|---|---|---|"]
+        lines += [f"| `{r['file']}` | {r['rows']} | {r['source']} | {r['licence']} | `{r['sha256'][:12]}…` |"
+                  for r in rows]
+    else:
+        lines.append("None yet: `data/MANIFEST.csv` lists each bundled file with its checksum, source and licence.")
+    lines += ["", "## Bundled with scikit-learn", "", "| data set | source | licence |", "|---|---|---|"]
+    lines += [f"| {name} | {source} | {licence} |" for name, source, licence in SKLEARN_BUNDLED]
+    lines += ["", "Every other data set in the notebooks is generated in code (`helpers.data`) from a seed."]
+    return "\n".join(lines) + "\n"
 
 
 def deck_links(files: dict[str, Path]) -> str:
@@ -251,6 +281,7 @@ def assemble(executed: Path, out: Path, fast: Run | dict[str, float], notebooks:
     (out / "questions.md").write_text(question_index(questions.load_bank()) + deck_links(deck_files),
                                       encoding="utf-8")
     (out / "runtimes.md").write_text(runtime_page(executed, fast, notebooks), encoding="utf-8")
+    (out / "data.md").write_text(data_page(REPO_ROOT / "data" / "MANIFEST.csv"), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
