@@ -84,8 +84,11 @@ book: $(STAMP)
 	if [ $$status -ne 0 ]; then echo "Some notebooks failed: their pages show the failure at the top."; fi; \
 	exit $$status
 
+# Notebooks whose inputs (the notebook, helpers/, the scripts it launches, the pins) are unchanged
+# since their last successful full run are reused; FORCE=1 re-executes everything.
 execute: $(STAMP)
-	$(BIN)/python -m tools.notebooks execute --out $(BUILD)/full --timeout $(CELL_TIMEOUT) --jobs $(NB_JOBS)
+	$(BIN)/python -m tools.notebooks execute --out $(BUILD)/full --timeout $(CELL_TIMEOUT) --jobs $(NB_JOBS) \
+		$(if $(FORCE),,--reuse)
 
 pages: $(STAMP)
 	$(BIN)/python -m tools.book_pages --executed $(BUILD)/full --out $(BOOK_SRC)

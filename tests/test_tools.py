@@ -51,6 +51,29 @@ def test_data_page_lists_bundled_files_and_scikit_learn_sets(tmp_path):
     assert "| `x.csv` | 10 | somewhere | CC0 | `aaaaaaaaaaaa…` |" in book_pages.data_page(manifest)
 
 
+def test_sync_tree_touches_only_what_changed_and_keeps_the_build(tmp_path):
+    import os
+
+    source, target = tmp_path / "src", tmp_path / "dst"
+    (source / "notebooks").mkdir(parents=True)
+    (source / "same.md").write_text("same")
+    (source / "notebooks" / "changed.ipynb").write_text("new")
+    (target / "notebooks").mkdir(parents=True)
+    (target / "_build" / "html").mkdir(parents=True)
+    (target / "same.md").write_text("same")
+    os.utime(target / "same.md", (1, 1))
+    (target / "notebooks" / "changed.ipynb").write_text("old")
+    (target / "gone.md").write_text("removed from the book")
+    (target / "old_dir").mkdir()
+    (target / "old_dir" / "x.md").write_text("x")
+    written = book_pages.sync_tree(source, target, keep={"_build"})
+    assert written == [target / "notebooks" / "changed.ipynb"]
+    assert (target / "same.md").stat().st_mtime == 1  # untouched: Sphinx will not re-read it
+    assert (target / "notebooks" / "changed.ipynb").read_text() == "new"
+    assert not (target / "gone.md").exists() and not (target / "old_dir").exists()
+    assert (target / "_build" / "html").is_dir()
+
+
 def test_deck_links_offer_every_file_as_a_download(tmp_path):
     text = book_pages.deck_links({"b.csv": tmp_path / "b.csv", "a.apkg": tmp_path / "a.apkg"})
     assert "## Flashcards" in text

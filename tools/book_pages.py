@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 from collections import defaultdict
 from importlib import metadata
 from pathlib import Path
@@ -259,8 +260,8 @@ def assemble(executed: Path, out: Path, fast: Run | dict[str, float], notebooks:
     missing = [p for p in notebooks if not (executed / p.name).is_file()]
     if not full.found and len(missing) == len(notebooks):
         raise SystemExit(f"not executed yet (run `make execute`): {', '.join(p.name for p in missing)}")
-    if out.exists():
-        shutil.rmtree(out)
+    final, out = out, Path(tempfile.mkdtemp(prefix="book-src-"))  # assembled aside, then synced into place
+    shutil.rmtree(out)
     shutil.copytree(BOOK_DIR, out)
     (out / "notebooks").mkdir()
     for path in notebooks:
@@ -282,6 +283,33 @@ def assemble(executed: Path, out: Path, fast: Run | dict[str, float], notebooks:
                                       encoding="utf-8")
     (out / "runtimes.md").write_text(runtime_page(executed, fast, notebooks), encoding="utf-8")
     (out / "data.md").write_text(data_page(REPO_ROOT / "data" / "MANIFEST.csv"), encoding="utf-8")
+    sync_tree(out, final, keep={"_build"})
+    shutil.rmtree(out)
+
+
+def sync_tree(source: Path, target: Path, keep: set[str] = frozenset()) -> list[Path]:
+    """Make ``target`` a copy of ``source``, touching only files whose content differs, so that Sphinx
+    (which compares modification times) rebuilds only the pages that changed. Top-level entries named
+    in ``keep`` (Sphinx's ``_build``) are left alone. Returns the files written."""
+    written = []
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(source) for p in source.rglob("*")}
+    for existing in sorted(target.rglob("*"), reverse=True):  # children before their folders
+        relative = existing.relative_to(target)
+        if relative.parts[0] in keep or relative in wanted:
+            continue
+        if existing.is_dir() and not existing.is_symlink():
+            shutil.rmtree(existing)
+        else:
+            existing.unlink()
+    for relative in sorted(wanted):
+        src, dst = source / relative, target / relative
+        if src.is_dir():
+            dst.mkdir(parents=True, exist_ok=True)
+        elif not dst.is_file() or dst.read_bytes() != src.read_bytes():
+            shutil.copy2(src, dst)
+            written.append(dst)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

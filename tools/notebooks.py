@@ -13,8 +13,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.config import NOTEBOOKS_DIR, PROGRESS_ENV
+from helpers.config import NOTEBOOKS_DIR, PROGRESS_ENV, REPO_ROOT
 
+INPUTS_FILE = "inputs.json"
+"""Per notebook, the hash of the inputs of its last successful run (for ``--reuse``)."""
 KERNEL = "python3"
 PAPERMILL_OPTIONS = {"kernel_name": KERNEL, "progress_bar": False}
 ERROR_CHARS = 2000
@@ -45,6 +47,39 @@ def prepare_fast(out_dir: Path, notebooks: list[Path], parameters: dict | None =
     return written
 
 
+def input_hash(notebook: Path, repo_root: Path = REPO_ROOT) -> str:
+    """A content hash of everything a notebook's run depends on: the notebook itself, ``helpers/``,
+    the scripts it launches (``notebooks/scripts/``, when it mentions them) and the pinned requirements."""
+    import hashlib
+
+    text = notebook.read_bytes()
+    files = sorted((repo_root / "helpers").rglob("*.py"))
+    if b"scripts" in text:
+        files += sorted((notebook.parent / "scripts").glob("*.py"))
+    files += [repo_root / "requirements.txt", repo_root / "pyproject.toml"]
+    digest = hashlib.sha256(text)
+    for path in files:
+        if path.is_file():
+            digest.update(str(path.relative_to(repo_root) if path.is_relative_to(repo_root) else path.name).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def reusable(out_dir: Path, notebooks: list[Path], hashes: dict[str, str], mode: str) -> dict[str, float]:
+    """The notebooks whose last run in ``out_dir`` succeeded, in ``mode``, with the same input hash:
+    their seconds then, by stem. Anything missing or unreadable means "run it again"."""
+    try:
+        previous = json.loads((out_dir / "durations.json").read_text(encoding="utf-8"))
+        stamps = json.loads((out_dir / INPUTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if previous.get("mode") != mode:
+        return {}
+    return {p.stem: previous["seconds"][p.stem] for p in notebooks
+            if (out_dir / p.name).is_file() and p.stem in previous.get("seconds", {})
+            and p.stem not in previous.get("failed", {}) and stamps.get(p.stem) == hashes[p.stem]}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The result of executing one notebook: its wall time, and where and why it failed (if it did)."""
@@ -54,6 +89,7 @@ class Outcome:
     cell: int | None = None
     cell_index: int | None = None
     error: str | None = None
+    reused: bool = False
 
     @property
     def failed(self) -> bool:
@@ -122,15 +158,22 @@ def resolve_jobs(jobs: int | str) -> int:
 
 def _progress_line(done: int, total: int, outcome: Outcome) -> str:
     line = f"[{done}/{total}] {outcome.stem}: {outcome.seconds:.1f} s"
+    if outcome.reused:
+        line += " (reused: its inputs have not changed since that run)"
     if outcome.failed:
         where = f" at cell In [{outcome.cell}]" if outcome.cell is not None else ""
         line += f" FAILED{where}: {outcome.error.splitlines()[0] if outcome.error else ''}"
     return line
 
 
-def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int, jobs: int | str = 1) -> dict:
+def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int, jobs: int | str = 1,
+            reuse: bool = False, repo_root: Path = REPO_ROOT) -> dict:
     """Execute every notebook into ``out_dir`` (a failure does not stop the others) and write
     ``out_dir/durations.json``; return what was written.
+
+    With ``reuse``, a notebook whose inputs (``input_hash``) are those of its last successful run in
+    ``out_dir`` is not executed again: its executed copy and its time are kept. ``repo_root`` is where
+    the inputs (``helpers/``, requirements) are read from.
 
     ``jobs`` notebooks run at once, each in its own process and kernel (papermill changes the
     process-wide working directory, so threads would race). The record is ``{"mode",
@@ -148,6 +191,13 @@ def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int,
     print(f"executing {len(notebooks)} notebooks in {mode} mode, {workers} at a time "
           f"(speed index {speed_index:.1f} GFLOP/s) ...", flush=True)
     outcomes: dict[str, Outcome] = {}
+    hashes = {p.stem: input_hash(p, repo_root) for p in notebooks}
+    kept = reusable(out_dir, notebooks, hashes, mode) if reuse else {}
+    stamps_path = out_dir / INPUTS_FILE
+    try:
+        stamps = json.loads(stamps_path.read_text(encoding="utf-8")) if reuse else {}
+    except (OSError, ValueError):
+        stamps = {}
 
     def save() -> dict:  # after every notebook, so that an interrupted run keeps what it measured
         ordered = [outcomes[p.stem] for p in notebooks if p.stem in outcomes]
@@ -158,25 +208,35 @@ def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int,
             "seconds": {o.stem: o.seconds for o in ordered},
             "failed": {o.stem: {"cell": o.cell, "cell_index": o.cell_index, "error": o.error}
                        for o in ordered if o.failed},
+            "reused": [o.stem for o in ordered if o.reused],
         }
         text = json.dumps(record, indent=2, ensure_ascii=False)
         (out_dir / "durations.json").write_text(text, encoding="utf-8")
+        stamps_path.write_text(json.dumps(stamps, indent=2), encoding="utf-8")
         return record
 
     def finished(outcome: Outcome) -> dict:
         outcomes[outcome.stem] = outcome
+        if outcome.failed:
+            stamps.pop(outcome.stem, None)
+        else:
+            stamps[outcome.stem] = hashes[outcome.stem]
         print(_progress_line(len(outcomes), len(notebooks), outcome), flush=True)
         return save()
 
     record = save()  # replaces a previous run's record at once
+    for path in notebooks:
+        if path.stem in kept:
+            record = finished(Outcome(path.stem, kept[path.stem], reused=True))
+    notebooks_to_run = [p for p in notebooks if p.stem not in kept]
     if workers == 1:
-        for path in notebooks:
+        for path in notebooks_to_run:
             record = finished(execute_one(path, out_dir / path.name, fast=fast, timeout_s=timeout_s))
     else:
         context = multiprocessing.get_context("spawn")  # no fork of a process with BLAS threads
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(_execute_in_worker, path, out_dir / path.name, fast, timeout_s): path
-                       for path in notebooks}
+                       for path in notebooks_to_run}
             for future in as_completed(futures):
                 try:
                     outcome = future.result()
@@ -190,7 +250,8 @@ def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int,
 def _print_summary(record: dict, out_dir: Path) -> None:
     failed = record["failed"]
     total = len(record["seconds"])
-    print(f"\n{total - len(failed)} of {total} notebooks ran without error "
+    reused = f", {len(record['reused'])} of them reused from the last run" if record.get("reused") else ""
+    print(f"\n{total - len(failed)} of {total} notebooks ran without error{reused} "
           f"({sum(record['seconds'].values()):.0f} s in all); times in {out_dir / 'durations.json'}")
     for stem, info in failed.items():
         where = f"cell In [{info['cell']}]" if info["cell"] is not None else "an unknown cell"
@@ -223,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--jobs", "-j", type=_jobs, default=1,
                         help="notebooks executed at once, each in its own kernel (0 or 'auto': one per core)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the executed copy of a notebook whose inputs have not changed since its last run")
     parser.add_argument("names", nargs="*", help="notebook stems or .ipynb paths to run (default: all)")
     args = parser.parse_intermixed_args(argv)  # names may follow the options
     notebooks = select_notebooks(args.names)
@@ -232,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in prepare_fast(args.out, notebooks):
             print(f"prepared {path}")
         return 0
-    record = execute(args.out, notebooks, fast=args.fast, timeout_s=args.timeout, jobs=args.jobs)
+    record = execute(args.out, notebooks, fast=args.fast, timeout_s=args.timeout, jobs=args.jobs, reuse=args.reuse)
     return 1 if record["failed"] else 0
 
 
