@@ -47,6 +47,7 @@ test: lint unit notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tools tests notebooks
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q -n $(NB_JOBS) --cov --cov-report=term --cov-report=xml:$(BUILD)/coverage.xml
@@ -86,9 +87,10 @@ book: $(STAMP)
 
 # Notebooks whose inputs (the notebook, helpers/, the scripts it launches, the pins) are unchanged
 # since their last successful full run are reused; FORCE=1 re-executes everything.
+# BOOK_FAST=1 builds the book from fast-mode runs (a quick preview; the deploy workflow can ask for it).
 execute: $(STAMP)
 	$(BIN)/python -m tools.notebooks execute --out $(BUILD)/full --timeout $(CELL_TIMEOUT) --jobs $(NB_JOBS) \
-		$(if $(FORCE),,--reuse)
+		$(if $(FORCE),,--reuse) $(if $(BOOK_FAST),--fast,)
 
 pages: $(STAMP)
 	$(BIN)/python -m tools.book_pages --executed $(BUILD)/full --out $(BOOK_SRC)
