@@ -40,6 +40,9 @@ def test_question_index_groups_by_cluster_and_links_each_section():
     assert "{ref}`fit-x`" in page and "{ref}`ov-x`" in page
     assert "为什么？" in page and "因为。" in page
     assert page.count(":::{dropdown}") == 2
+    assert "::::{div} mllab-q q-cluster-00 q-diff-" in page and ":name: q-ov-01" in page
+    assert '<select id="filter-cluster">' in page and '<option value="05">05 Fitting</option>' in page
+    assert 'id="show-answers"' in page
 
 
 def test_data_page_lists_bundled_files_and_scikit_learn_sets(tmp_path):
@@ -131,6 +134,17 @@ def test_check_target(site, target, problem):
         assert found == []
     else:
         assert len(found) == 1 and problem in found[0]
+
+
+def test_cards_of_reads_each_cards_visibility_and_open_answer():
+    html = ('<div class="mllab-q q-cluster-05 q-diff-E" id="q-fit-01" data-shown="yes"><p>Q</p>'
+            '<details open><summary>answer</summary><p>A<br>B</p></details></div>'
+            '<div class="mllab-q q-cluster-04 q-diff-H" id="q-eval-01" data-shown="no">'
+            '<details><summary>answer</summary></details></div><details open>not a card</details>')
+    cards = check_site.cards_of(html)
+    assert cards["q-fit-01"]["shown"] == "yes" and cards["q-fit-01"]["open"]
+    assert cards["q-eval-01"]["shown"] == "no" and not cards["q-eval-01"]["open"]
+    assert "q-cluster-04" in cards["q-eval-01"]["classes"]
 
 
 def test_check_reports_a_site_without_pages(tmp_path):

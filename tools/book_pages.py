@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import html
 import json
 import re
 import shutil
@@ -41,17 +42,34 @@ VERSIONED = ["torch", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "panda
 
 
 def question_index(bank: list[questions.Question]) -> str:
-    """Markdown of every question grouped by cluster, each linked to the section that proves it."""
+    """Markdown of every question grouped by cluster in course order, each linked to the section that
+    proves it, with filters by cluster and difficulty and a self-test / study switch
+    (``book/_static/questions.js``)."""
     by_cluster: dict[str, list[questions.Question]] = defaultdict(list)
     for q in bank:
         by_cluster[q.cluster].append(q)
+    ordered = sorted(by_cluster.items(), key=lambda item: item[0].split()[0])  # course order: 00, 01, ...
+    options = "".join(f'<option value="{html.escape(cluster.split()[0])}">{html.escape(cluster)}</option>'
+                      for cluster, _ in ordered)
+    difficulty_options = "".join(f'<option value="{code}">{name}</option>' for code, name in questions.DIFFICULTIES.items())
     lines = ["# Question index", "", "*题库索引*", "",
              f"{len(bank)} questions. Each links to the notebook section whose experiment proves the answer; "
-             "E, M and H mark easy, medium and hard.", ""]
-    for cluster, items in sorted(by_cluster.items(), key=lambda item: item[0].split()[0]):  # course order: 00, 01, ...
+             "E, M and H mark easy, medium and hard. Self-test: read a question, answer it aloud, then "
+             "click to compare; tick the box to study with every answer open.", "",
+             '<div id="question-filters">',
+             f'<label>Cluster <select id="filter-cluster"><option value="">all clusters</option>{options}</select></label>',
+             '<label>Difficulty <select id="filter-difficulty"><option value="">all</option>'
+             f"{difficulty_options}</select></label>",
+             '<label><input type="checkbox" id="show-answers"> show every answer (study view)</label>',
+             '<span id="question-count"></span>',
+             "</div>", ""]
+    for cluster, items in ordered:
         lines += [f"## {cluster}", ""]
         for q in items:
             lines += [
+                f"::::{{div}} mllab-q q-cluster-{cluster.split()[0]} q-diff-{q.difficulty}",
+                f":name: q-{q.id.lower()}",
+                "",
                 f"**{q.id}** ({q.difficulty}) {q.question_en.strip()}  ",
                 f"{q.question_zh.strip()}  ",
                 f"Answered in {{ref}}`{q.section}`.",
@@ -61,6 +79,7 @@ def question_index(bank: list[questions.Question]) -> str:
                 "",
                 *( [q.answer_zh.strip(), ""] if q.answer_zh else [] ),
                 ":::",
+                "::::",
                 "",
             ]
     return "\n".join(lines)

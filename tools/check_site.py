@@ -1,5 +1,7 @@
 """Open every page of the built site in headless Chromium and check that it renders and that its
-internal links, anchors and images resolve. Exits non-zero listing every problem."""
+internal links, anchors and images resolve; that Chinese text renders with real glyphs; that the
+question index's filters and answer reveal work; and that the search finds a notebook. Exits
+non-zero listing every problem."""
 
 from __future__ import annotations
 
@@ -117,10 +119,112 @@ def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
                             problems.append(f"{relative}: link {target} points at a missing anchor")
                         continue
                     problems += _check_target(site, page, relative, target, static_ids)
+        with tempfile.TemporaryDirectory() as profile:
+            problems += check_cjk_glyphs(chromium, profile)
+            if (site / "questions.html").is_file():
+                problems += check_question_index(chromium, base, profile)
+            if (site / "search.html").is_file():
+                problems += check_search(chromium, base, profile)
     finally:
         server.shutdown()
     print(f"checked {len(pages)} pages in headless Chromium")
     return sorted(set(problems))
+
+
+class CardParser(HTMLParser):
+    """The question cards of the index page: their id, whether the filter shows them, whether open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cards: dict[str, dict] = {}
+        self._stack: list[str | None] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        card = attributes.get("id") if tag == "div" and "mllab-q" in classes else None
+        if card:
+            self.cards[card] = {"classes": classes, "shown": attributes.get("data-shown"), "open": False}
+        current = card or (self._stack[-1] if self._stack else None)
+        if tag == "details" and current and "open" in attributes:
+            self.cards[current]["open"] = True
+        if tag not in ("br", "img", "input", "hr", "meta", "link"):
+            self._stack.append(current)
+
+    def handle_endtag(self, tag):
+        if tag not in ("br", "img", "input", "hr", "meta", "link") and self._stack:
+            self._stack.pop()
+
+
+def cards_of(html: str) -> dict[str, dict]:
+    parser = CardParser()
+    parser.feed(html)
+    return parser.cards
+
+
+def check_question_index(chromium: str, base: str, profile: str) -> list[str]:
+    """The filters change which cards are visible; a click (``?reveal=``) opens one answer; the study
+    view opens them all; the self-test view keeps them folded."""
+    problems = []
+    everything = cards_of(render(chromium, urljoin(base, "questions.html"), profile))
+    if not everything:
+        return ["questions.html: no question cards (div.mllab-q) found"]
+    if any(card["open"] for card in everything.values()):
+        problems.append("questions.html: the self-test view shows answers before a click")
+    if any(card["shown"] != "yes" for card in everything.values()):
+        problems.append("questions.html: without a filter some questions are hidden (or the script did not run)")
+    some_id = next(iter(everything))
+    cluster = next(c for c in everything[some_id]["classes"] if c.startswith("q-cluster-")).removeprefix("q-cluster-")
+    filtered = cards_of(render(chromium, urljoin(base, f"questions.html?cluster={cluster}&difficulty="), profile))
+    shown = {card_id for card_id, card in filtered.items() if card["shown"] == "yes"}
+    expected = {card_id for card_id, card in everything.items() if f"q-cluster-{cluster}" in card["classes"]}
+    if shown != expected or len(shown) in (0, len(everything)):
+        problems.append(f"questions.html: the cluster filter {cluster} showed {len(shown)} cards, expected {len(expected)}")
+    revealed = cards_of(render(chromium, urljoin(base, f"questions.html?reveal={some_id.removeprefix('q-')}"), profile))
+    if not revealed.get(some_id, {}).get("open") or sum(card["open"] for card in revealed.values()) != 1:
+        problems.append(f"questions.html: a click on {some_id} did not reveal its answer (and only its answer)")
+    studied = cards_of(render(chromium, urljoin(base, "questions.html?answers=open"), profile))
+    if not all(card["open"] for card in studied.values()):
+        problems.append("questions.html: the study view (?answers=open) left answers folded")
+    return problems
+
+
+def check_search(chromium: str, base: str, profile: str, query: str = "AdamW",
+                 expected: str = "05_overfitting_underfitting") -> list[str]:
+    """The built-in search lists the notebook that answers ``query``."""
+    dom = render(chromium, urljoin(base, f"search.html?q={query}"), profile)
+    found = [link for link in parse(dom).links if expected in link]
+    return [] if found else [f"search.html: searching {query!r} did not list {expected}"]
+
+
+def check_cjk_glyphs(chromium: str, profile: str) -> list[str]:
+    """Chinese renders with real glyphs: a Chinese line must not look like a line of characters that
+    no font has (private-use code points, drawn as empty boxes)."""
+    with tempfile.TemporaryDirectory() as folder:
+        shots = []
+        for name, text in (("chinese", "模型评估指标与泛化"), ("missing", "\ue000\ue001\ue002\ue003\ue004\ue005\ue006\ue007\ue008")):
+            page = Path(folder) / f"{name}.html"
+            page.write_text(f'<html><meta charset="utf-8"><body style="margin:0;background:#fff">'
+                            f'<p style="font-size:64px;margin:0">{text}</p></body></html>', encoding="utf-8")
+            shot = Path(folder) / f"{name}.png"
+            subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=800,120",
+                            f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
+            shots.append(shot.read_bytes() if shot.is_file() else b"")
+    if not all(shots):
+        return ["the CJK check could not take its screenshots"]
+    if shots[0] == shots[1] or _same_pixels(*shots):
+        return ["Chinese text renders as missing glyphs (empty boxes): install a CJK font "
+                "(Debian: apt-get install fonts-noto-cjk)"]
+    return []
+
+
+def _same_pixels(first: bytes, second: bytes) -> bool:
+    import io
+
+    import matplotlib.image as mpimg
+
+    a, b = (mpimg.imread(io.BytesIO(data), format="png") for data in (first, second))
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def _check_target(site: Path, page: Path, relative: str, target: str, static_ids: dict[Path, set[str]]) -> list[str]:
