@@ -147,6 +147,13 @@ def test_cards_of_reads_each_cards_visibility_and_open_answer():
     assert "q-cluster-04" in cards["q-eval-01"]["classes"]
 
 
+def test_search_results_ignore_the_navigation():
+    html = ('<nav><a href="notebooks/05_overfitting_underfitting.html">nav</a></nav>'
+            '<div id="search-results"><h2>Results</h2><ul class="search"><li>'
+            '<a href="notebooks/04a_evaluation_metrics.html">hit</a><br></li></ul></div><a href="after.html">x</a>')
+    assert check_site.search_results(html) == ["notebooks/04a_evaluation_metrics.html"]
+
+
 def test_check_reports_a_site_without_pages(tmp_path):
     assert check_site.check(tmp_path) == [f"no HTML pages under {tmp_path}"]
 

@@ -174,12 +174,20 @@ def check_question_index(chromium: str, base: str, profile: str) -> list[str]:
     if any(card["shown"] != "yes" for card in everything.values()):
         problems.append("questions.html: without a filter some questions are hidden (or the script did not run)")
     some_id = next(iter(everything))
-    cluster = next(c for c in everything[some_id]["classes"] if c.startswith("q-cluster-")).removeprefix("q-cluster-")
-    filtered = cards_of(render(chromium, urljoin(base, f"questions.html?cluster={cluster}&difficulty="), profile))
-    shown = {card_id for card_id, card in filtered.items() if card["shown"] == "yes"}
-    expected = {card_id for card_id, card in everything.items() if f"q-cluster-{cluster}" in card["classes"]}
-    if shown != expected or len(shown) in (0, len(everything)):
-        problems.append(f"questions.html: the cluster filter {cluster} showed {len(shown)} cards, expected {len(expected)}")
+
+    def tag(card_id: str, prefix: str) -> str:
+        return next(c for c in everything[card_id]["classes"] if c.startswith(prefix)).removeprefix(prefix)
+
+    cluster, difficulty = tag(some_id, "q-cluster-"), tag(some_id, "q-diff-")
+    for query, wanted in ((f"cluster={cluster}", {f"q-cluster-{cluster}"}),
+                          (f"difficulty={difficulty.upper()}", {f"q-diff-{difficulty}"}),
+                          (f"cluster={cluster}&difficulty={difficulty.upper()}",
+                           {f"q-cluster-{cluster}", f"q-diff-{difficulty}"})):
+        filtered = cards_of(render(chromium, urljoin(base, f"questions.html?{query}"), profile))
+        shown = {card_id for card_id, card in filtered.items() if card["shown"] == "yes"}
+        expected = {card_id for card_id, card in everything.items() if wanted <= set(card["classes"])}
+        if shown != expected or not shown or len(shown) == len(everything):
+            problems.append(f"questions.html?{query}: showed {len(shown)} cards, expected {len(expected)}")
     revealed = cards_of(render(chromium, urljoin(base, f"questions.html?reveal={some_id.removeprefix('q-')}"), profile))
     if not revealed.get(some_id, {}).get("open") or sum(card["open"] for card in revealed.values()) != 1:
         problems.append(f"questions.html: a click on {some_id} did not reveal its answer (and only its answer)")
@@ -189,11 +197,38 @@ def check_question_index(chromium: str, base: str, profile: str) -> list[str]:
     return problems
 
 
+class SearchResultsParser(HTMLParser):
+    """The links inside the search page's results (``#search-results``), not the navigation's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if self._depth or attributes.get("id") == "search-results":
+            if tag not in ("br", "img", "input", "hr", "meta", "link"):
+                self._depth += 1
+            if tag == "a" and attributes.get("href"):
+                self.links.append(attributes["href"])
+
+    def handle_endtag(self, tag):
+        if self._depth and tag not in ("br", "img", "input", "hr", "meta", "link"):
+            self._depth -= 1
+
+
+def search_results(html: str) -> list[str]:
+    parser = SearchResultsParser()
+    parser.feed(html)
+    return parser.links
+
+
 def check_search(chromium: str, base: str, profile: str, query: str = "AdamW",
                  expected: str = "05_overfitting_underfitting") -> list[str]:
     """The built-in search lists the notebook that answers ``query``."""
     dom = render(chromium, urljoin(base, f"search.html?q={query}"), profile)
-    found = [link for link in parse(dom).links if expected in link]
+    found = [link for link in search_results(dom) if expected in link]
     return [] if found else [f"search.html: searching {query!r} did not list {expected}"]
 
 

@@ -21,8 +21,9 @@
     function apply(updateUrl) {
       var shown = 0;
       cards.forEach(function (card) {
+        // docutils lower-cases class names: q-diff-e, q-diff-m, q-diff-h
         var match = (!cluster.value || card.classList.contains("q-cluster-" + cluster.value)) &&
-                    (!difficulty.value || card.classList.contains("q-diff-" + difficulty.value));
+                    (!difficulty.value || card.classList.contains("q-diff-" + difficulty.value.toLowerCase()));
         card.style.display = match ? "" : "none";
         card.setAttribute("data-shown", match ? "yes" : "no");
         if (match) { shown += 1; }
