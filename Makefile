@@ -98,8 +98,9 @@ pages: $(STAMP)
 site: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_SRC) --warningiserror --keep-going
 
+# SHOTS=1 also saves a PNG of every page in build/screenshots (twice the Chromium runs)
 check-site: $(STAMP)
-	$(BIN)/python -m tools.check_site $(SITE) --screenshot $(BUILD)/screenshots
+	$(BIN)/python -m tools.check_site $(SITE) $(if $(SHOTS),--screenshot $(BUILD)/screenshots,)
 
 # ---- studying ----------------------------------------------------------------------------
 # make quiz QUIZ="--cluster FIT --lang zh": spaced-repetition drill over questions.yaml

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -96,8 +97,9 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
-    """Every problem found on the site (an empty list when it is fine)."""
+def check(site: Path, screenshot_dir: Path | None = None, workers: int = 4) -> list[str]:
+    """Every problem found on the site (an empty list when it is fine). ``workers`` Chromium
+    processes render pages at once, each with its own profile."""
     pages = sorted(p for p in site.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(site).parts))
     if not pages:
         return [f"no HTML pages under {site}"]
@@ -106,19 +108,10 @@ def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
     problems: list[str] = []
     static_ids: dict[Path, set[str]] = {}
     try:
-        with tempfile.TemporaryDirectory() as profile:
-            for page in pages:
-                relative = page.relative_to(site).as_posix()
-                shot = screenshot_dir / f"{relative.replace('/', '_')}.png" if screenshot_dir else None
-                dom = parse(render(chromium, urljoin(base, relative), profile, shot))
-                if relative not in ("genindex.html", "search.html") and dom.text_chars < 200:
-                    problems.append(f"{relative}: the page did not render (main text {dom.text_chars} chars)")
-                for target in dom.links + dom.images:
-                    if target.startswith("#"):  # same page: check the rendered DOM (index.html redirects)
-                        if target[1:] and unquote(target[1:]) not in dom.ids:
-                            problems.append(f"{relative}: link {target} points at a missing anchor")
-                        continue
-                    problems += _check_target(site, page, relative, target, static_ids)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            doms = pool.map(lambda page: _render_page(chromium, base, site, page, screenshot_dir), pages)
+            for page, dom in zip(pages, doms, strict=True):
+                problems += _page_problems(site, page, dom, static_ids)
         with tempfile.TemporaryDirectory() as profile:
             problems += check_cjk_glyphs(chromium, profile)
             if (site / "questions.html").is_file():
@@ -129,6 +122,27 @@ def check(site: Path, screenshot_dir: Path | None = None) -> list[str]:
         server.shutdown()
     print(f"checked {len(pages)} pages in headless Chromium")
     return sorted(set(problems))
+
+
+def _render_page(chromium: str, base: str, site: Path, page: Path, screenshot_dir: Path | None) -> PageParser:
+    relative = page.relative_to(site).as_posix()
+    shot = screenshot_dir / f"{relative.replace('/', '_')}.png" if screenshot_dir else None
+    with tempfile.TemporaryDirectory() as profile:
+        return parse(render(chromium, urljoin(base, relative), profile, shot))
+
+
+def _page_problems(site: Path, page: Path, dom: PageParser, static_ids: dict[Path, set[str]]) -> list[str]:
+    relative = page.relative_to(site).as_posix()
+    problems = []
+    if relative not in ("genindex.html", "search.html") and dom.text_chars < 200:
+        problems.append(f"{relative}: the page did not render (main text {dom.text_chars} chars)")
+    for target in dom.links + dom.images:
+        if target.startswith("#"):  # same page: check the rendered DOM (index.html redirects)
+            if target[1:] and unquote(target[1:]) not in dom.ids:
+                problems.append(f"{relative}: link {target} points at a missing anchor")
+            continue
+        problems += _check_target(site, page, relative, target, static_ids)
+    return problems
 
 
 class CardParser(HTMLParser):
