@@ -21,6 +21,7 @@ from urllib.parse import unquote, urljoin, urlparse
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SKIP_DIRS = {"_static", "_sources", "_images"}
+VOID_TAGS = {"br", "img", "input", "hr", "meta", "link"}  # HTML elements without an end tag
 
 
 class PageParser(HTMLParser):
@@ -74,14 +75,23 @@ def find_chromium() -> str:
     raise SystemExit("headless Chromium not found: install Debian's 'chromium' package (apt-get install chromium)")
 
 
+def _chromium_command(chromium: str, profile: str) -> list[str]:
+    return [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000"]
+
+
+def take_screenshot(chromium: str, url: str, profile: str, path: Path, window: str = "1280,1600") -> None:
+    """Save a PNG of ``url`` after Chromium ran its scripts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*_chromium_command(chromium, profile), f"--window-size={window}", f"--screenshot={path}", url],
+                   capture_output=True, timeout=120, check=False)
+
+
 def render(chromium: str, url: str, profile: str, screenshot: Path | None = None) -> str:
-    """The DOM of ``url`` after Chromium ran its scripts."""
-    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000"]
+    """The DOM of ``url`` after Chromium ran its scripts (and a PNG of it in ``screenshot``, if given)."""
     if screenshot is not None:
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([*command, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
-                       capture_output=True, timeout=120, check=False)
-    result = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=False)
+        take_screenshot(chromium, url, profile, screenshot)
+    result = subprocess.run([*_chromium_command(chromium, profile), "--dump-dom", url], capture_output=True,
+                            text=True, timeout=120, check=False)
     return result.stdout
 
 
@@ -162,11 +172,11 @@ class CardParser(HTMLParser):
         current = card or (self._stack[-1] if self._stack else None)
         if tag == "details" and current and "open" in attributes:
             self.cards[current]["open"] = True
-        if tag not in ("br", "img", "input", "hr", "meta", "link"):
+        if tag not in VOID_TAGS:
             self._stack.append(current)
 
     def handle_endtag(self, tag):
-        if tag not in ("br", "img", "input", "hr", "meta", "link") and self._stack:
+        if tag not in VOID_TAGS and self._stack:
             self._stack.pop()
 
 
@@ -222,13 +232,13 @@ class SearchResultsParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         if self._depth or attributes.get("id") == "search-results":
-            if tag not in ("br", "img", "input", "hr", "meta", "link"):
+            if tag not in VOID_TAGS:
                 self._depth += 1
             if tag == "a" and attributes.get("href"):
                 self.links.append(attributes["href"])
 
     def handle_endtag(self, tag):
-        if self._depth and tag not in ("br", "img", "input", "hr", "meta", "link"):
+        if self._depth and tag not in VOID_TAGS:
             self._depth -= 1
 
 
@@ -256,8 +266,7 @@ def check_cjk_glyphs(chromium: str, profile: str) -> list[str]:
             page.write_text(f'<html><meta charset="utf-8"><body style="margin:0;background:#fff">'
                             f'<p style="font-size:64px;margin:0">{text}</p></body></html>', encoding="utf-8")
             shot = Path(folder) / f"{name}.png"
-            subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=800,120",
-                            f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
+            take_screenshot(chromium, page.as_uri(), profile, shot, window="800,120")
             shots.append(shot.read_bytes() if shot.is_file() else b"")
     if not all(shots):
         return ["the CJK check could not take its screenshots"]

@@ -65,19 +65,30 @@ def input_hash(notebook: Path, repo_root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()
 
 
-def reusable(out_dir: Path, notebooks: list[Path], hashes: dict[str, str], mode: str) -> dict[str, float]:
-    """The notebooks whose last run in ``out_dir`` succeeded, in ``mode``, with the same input hash:
-    their seconds then, by stem. Anything missing or unreadable means "run it again"."""
+def read_stamps(out_dir: Path) -> dict[str, str]:
+    """The input hashes of the last successful runs in ``out_dir`` (empty when missing or unreadable)."""
     try:
-        previous = json.loads((out_dir / "durations.json").read_text(encoding="utf-8"))
         stamps = json.loads((out_dir / INPUTS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if previous.get("mode") != mode:
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def reusable(out_dir: Path, notebooks: list[Path], hashes: dict[str, str], mode: str) -> dict[str, float]:
+    """The notebooks whose last run in ``out_dir`` succeeded, in ``mode``, with the same input hash:
+    their seconds then, by stem. Anything missing or unreadable means "run it again"."""
+    from tools.bench_report import load_run
+
+    try:
+        previous = load_run(out_dir / "durations.json", mode)
+    except ValueError:  # not JSON, or not a record
         return {}
-    return {p.stem: previous["seconds"][p.stem] for p in notebooks
-            if (out_dir / p.name).is_file() and p.stem in previous.get("seconds", {})
-            and p.stem not in previous.get("failed", {}) and stamps.get(p.stem) == hashes[p.stem]}
+    stamps = read_stamps(out_dir)
+    if not previous.found or previous.mode != mode:
+        return {}
+    return {p.stem: previous.seconds[p.stem] for p in notebooks
+            if (out_dir / p.name).is_file() and p.stem in previous.seconds
+            and p.stem not in previous.failed and stamps.get(p.stem) == hashes[p.stem]}
 
 
 @dataclass(frozen=True)
@@ -194,10 +205,7 @@ def execute(out_dir: Path, notebooks: list[Path], *, fast: bool, timeout_s: int,
     hashes = {p.stem: input_hash(p, repo_root) for p in notebooks}
     kept = reusable(out_dir, notebooks, hashes, mode) if reuse else {}
     stamps_path = out_dir / INPUTS_FILE
-    try:
-        stamps = json.loads(stamps_path.read_text(encoding="utf-8")) if reuse else {}
-    except (OSError, ValueError):
-        stamps = {}
+    stamps = read_stamps(out_dir) if reuse else {}
 
     def save() -> dict:  # after every notebook, so that an interrupted run keeps what it measured
         ordered = [outcomes[p.stem] for p in notebooks if p.stem in outcomes]
