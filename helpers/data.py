@@ -152,6 +152,25 @@ def split(
     return Split(X_train, y_train, X_val, y_val, X_test, y_test)
 
 
+def standardize(parts: Split) -> Split:
+    """Scale every feature to mean 0 and standard deviation 1 with the training set's statistics.
+
+    Validation and test data get the same shift and scale (fitting them on all the data would leak).
+    Features that are constant in the training set are only centred. Integer features come back
+    as floats.
+    """
+    mean = parts.X_train.mean(axis=0)
+    std = parts.X_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+
+    dtype = np.result_type(parts.X_train.dtype, np.float32)  # float32 stays float32; integers become floats
+
+    def scale(X: np.ndarray) -> np.ndarray:
+        return ((X - mean) / std).astype(dtype)
+
+    return Split(scale(parts.X_train), parts.y_train, scale(parts.X_val), parts.y_val, scale(parts.X_test), parts.y_test)
+
+
 def sha256_of(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     digest = hashlib.sha256()

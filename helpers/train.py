@@ -28,6 +28,7 @@ class History:
     val_acc: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     seconds: float = 0.0
+    epoch_end_seconds: list[float] = field(default_factory=list)
 
     @property
     def epochs_run(self) -> int:
@@ -108,6 +109,7 @@ def fit(
     penalty: Penalty | None = None,
     augment: Augment | None = None,
     early_stopping: EarlyStopping | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: bool | None = None,
     desc: str = "training",
 ) -> History:
@@ -118,6 +120,9 @@ def fit(
       train loss is the data loss only, so runs with and without a penalty stay comparable.
     - ``augment(X_batch)`` transforms each training batch (fresh randomness every step).
     - ``early_stopping`` needs validation data; it restores the best weights when asked to.
+    - ``scheduler`` is stepped once per epoch (build it in epochs: ``T_max=epochs``).
+    - ``history.epoch_end_seconds`` holds the wall-clock time at the end of each epoch, so the
+      time to the best epoch can be read off exactly.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
@@ -159,6 +164,8 @@ def fit(
             total_loss += data_loss.item() * len(idx)  # .item(): keep a float, not the graph
             if classification:
                 correct += (output.argmax(dim=1) == yb).sum().item()
+        if scheduler is not None:
+            scheduler.step()
         history.train_loss.append(total_loss / n)
         if classification:
             history.train_acc.append(correct / n)
@@ -167,8 +174,9 @@ def fit(
             history.val_loss.append(val_loss)
             if val_acc is not None:
                 history.val_acc.append(val_acc)
-            if early_stopping is not None and early_stopping.update(epoch, val_loss, model):
-                break
+        history.epoch_end_seconds.append(time.perf_counter() - start)
+        if has_val and early_stopping is not None and early_stopping.update(epoch, history.val_loss[-1], model):
+            break
 
     if early_stopping is not None:
         early_stopping.restore(model)

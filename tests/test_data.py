@@ -253,3 +253,20 @@ def test_make_imbalanced_has_the_requested_ratio():
 def test_make_imbalanced_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.make_imbalanced(**kwargs)
+
+
+def test_standardize_uses_training_statistics_only(imbalanced):
+    parts = data.split(*imbalanced, seed=0)
+    scaled = data.standardize(parts)
+    assert np.allclose(scaled.X_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(scaled.X_train.std(axis=0), 1, atol=1e-4)
+    mean, std = parts.X_train.mean(axis=0), parts.X_train.std(axis=0)
+    assert np.allclose(scaled.X_val, (parts.X_val - mean) / std, atol=1e-5)
+    assert scaled.X_test.dtype.kind == "f" and scaled.y_test is parts.y_test
+
+
+def test_standardize_only_centres_constant_features():
+    X = np.column_stack([np.ones(40), np.arange(40.0)]).astype(np.float32)
+    parts = data.split(X, np.arange(40) % 2, seed=0)
+    scaled = data.standardize(parts)
+    assert np.all(scaled.X_train[:, 0] == 0) and np.all(np.isfinite(scaled.X_val))

@@ -97,3 +97,39 @@ def test_saved_bytes_counts_the_serialized_state_dict():
 def test_saved_bytes_rejects_non_modules():
     with pytest.raises(TypeError, match="model"):
         models.saved_bytes({"weight": torch.zeros(2)})
+
+
+def test_flatten_size_reads_a_dummy_pass():
+    features = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3), nn.Flatten())
+    assert models.flatten_size(features, (64,)) == 4 * 6 * 6
+
+
+@pytest.mark.parametrize("shape", [(), (0, 8), (1.5,), (True,)])
+def test_flatten_size_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match="input_shape"):
+        models.flatten_size(nn.Flatten(), shape)
+
+
+def test_conv_block_parameters_follow_the_formula():
+    standard = models.conv_block(8, 16)
+    separable = models.conv_block(8, 16, separable=True)
+    assert count_parameters(standard) == (3 * 3 * 8 + 1) * 16
+    assert count_parameters(separable) == (3 * 3 + 1) * 8 + (8 + 1) * 16
+    x = torch.randn(2, 8, 6, 6)
+    assert standard(x).shape == separable(x).shape == (2, 16, 3, 3)
+
+
+def test_small_cnn_classifies_flat_images():
+    model = models.small_cnn((4, 8))
+    assert model(torch.randn(5, 64)).shape == (5, 10)
+    assert isinstance(model[-1], nn.Linear) and model[-1].in_features == 8 * 2 * 2
+    separable = models.small_cnn((4, 8), separable=True)
+    assert count_parameters(separable) < count_parameters(model)
+    assert not any(m.groups > 1 for m in separable[1].modules() if isinstance(m, nn.Conv2d))  # first block standard
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"channels": ()}, "channels"), ({"channels": (0,)}, "channels"),
+                                                 ({"image_shape": (8, 8)}, "image_shape")])
+def test_small_cnn_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.small_cnn(**kwargs)

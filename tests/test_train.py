@@ -10,14 +10,6 @@ from helpers.train import EarlyStopping, History, evaluate, fit
 
 
 @pytest.fixture
-def blobs():
-    generator = torch.Generator().manual_seed(0)
-    y = torch.arange(64) % 2
-    X = torch.randn(64, 2, generator=generator) * 0.3 + (y[:, None] * 2.0 - 1.0)
-    return X, y
-
-
-@pytest.fixture
 def model():
     torch.manual_seed(0)
     return mlp(2, [8], 2)
@@ -260,5 +252,16 @@ def test_history_as_dict():
         "val_acc": [],
         "best_epoch": 1,
         "seconds": 0.0,
+        "epoch_end_seconds": [],
     }
     assert history.epochs_run == 2
+
+
+def test_fit_steps_the_scheduler_once_per_epoch_and_times_each_epoch(model, blobs):
+    X, y = blobs
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = fit(model, X, y, epochs=3, optimizer=optimizer, scheduler=scheduler, batch_size=8)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.125)
+    assert len(history.epoch_end_seconds) == 3 and history.epoch_end_seconds == sorted(history.epoch_end_seconds)
+    assert history.epoch_end_seconds[-1] <= history.seconds
