@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.config import progress_enabled
+from helpers.train import evaluate
 
 OptimizerFactory = Callable[[Sequence[nn.Parameter], float], torch.optim.Optimizer]
 
@@ -99,15 +100,6 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
             yield order[begin : begin + batch_size]
 
 
-@torch.no_grad()
-def _validate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> tuple[float, float]:
-    was_training = model.training
-    model.eval()
-    output = model(X)
-    model.train(was_training)
-    return loss_fn(output, y).item(), (output.argmax(dim=1) == y).float().mean().item()
-
-
 def train_steps(
     model: nn.Module,
     X: torch.Tensor,
@@ -183,7 +175,7 @@ def train_steps(
             log.diverged_at = step
             break
         if X_val is not None and (step % eval_every == 0 or step == steps):
-            val_loss, val_acc = _validate(model, X_val, y_val, loss_fn)
+            val_loss, val_acc = evaluate(model, X_val, y_val, loss_fn)
             log.val_step.append(step)
             log.val_loss.append(val_loss)
             log.val_acc.append(val_acc)
