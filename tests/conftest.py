@@ -15,3 +15,12 @@ def blobs():
     y = torch.arange(64) % 2
     X = torch.randn(64, 2, generator=generator) * 0.3 + (y[:, None] * 2.0 - 1.0)
     return X, y
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, and stay fast when the machine is busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

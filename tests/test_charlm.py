@@ -11,13 +11,7 @@ from helpers.quant import compute_qparams, fake_quantize
 VOCAB = 11
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and keep fast when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(n_layer=2, n_embd=16, n_head=2, block_size=48, seed=0):

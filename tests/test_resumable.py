@@ -1,17 +1,10 @@
 import json
 
 import pytest
-import torch
 
 from helpers import resumable
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_resuming_reproduces_the_uninterrupted_losses_exactly(tmp_path):
