@@ -89,18 +89,6 @@ def git_commit(repo: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def evaluate_classifier(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """Accuracy and log-loss (mean cross-entropy, nats) of a classifier's logits."""
-    import torch
-    from torch import nn
-
-    model.eval()
-    with torch.no_grad():
-        logits = model(X)
-    return {"accuracy": (logits.argmax(1) == y).float().mean().item(),
-            "log_loss": nn.functional.cross_entropy(logits, y).item()}
-
-
 def train(config: RunConfig) -> tuple[nn.Sequential, dict[str, float], str]:
     """Train the digits MLP described by ``config``; return the model, test metrics and data hash."""
     import torch
@@ -108,7 +96,7 @@ def train(config: RunConfig) -> tuple[nn.Sequential, dict[str, float], str]:
     from helpers.data import flip_labels, load_digits, split
     from helpers.device import seed_everything
     from helpers.models import mlp
-    from helpers.train import fit
+    from helpers.train import evaluate, fit
 
     seed_everything(config.seed)
     X, y = load_digits()
@@ -121,7 +109,8 @@ def train(config: RunConfig) -> tuple[nn.Sequential, dict[str, float], str]:
     model = mlp(X.shape[1], list(config.hidden), 10)
     fit(model, tensor(parts.X_train), torch.tensor(y_train), epochs=config.epochs, batch_size=config.batch_size,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr), progress=False)
-    metrics = evaluate_classifier(model, tensor(parts.X_test), torch.tensor(parts.y_test))
+    log_loss, accuracy = evaluate(model, tensor(parts.X_test), torch.tensor(parts.y_test), torch.nn.CrossEntropyLoss())
+    metrics = {"accuracy": accuracy, "log_loss": log_loss}
     return model, metrics, data_sha256(parts.X_train, y_train, parts.X_test, parts.y_test)
 
 
