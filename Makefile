@@ -47,7 +47,7 @@ test: lint unit notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check helpers tools tests notebooks
-	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml deploy/model-ci.yml
+	$(BIN)/python -m tools.actionlint .github/workflows/*.yml deploy/model-ci.yml
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q -n $(NB_JOBS) --cov --cov-report=term --cov-report=xml:$(BUILD)/coverage.xml
