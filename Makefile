@@ -98,9 +98,11 @@ pages: $(STAMP)
 site: $(STAMP)
 	$(BIN)/jupyter-book build $(BOOK_SRC) --warningiserror --keep-going
 
-# SHOTS=1 also saves a PNG of every page in build/screenshots (twice the Chromium runs)
+# SHOTS=1 also saves a PNG of every page in build/screenshots (twice the Chromium runs); pages unchanged
+# since their last clean check are not rendered again (FORCE=1 renders all)
 check-site: $(STAMP)
-	$(BIN)/python -m tools.check_site $(SITE) $(if $(SHOTS),--screenshot $(BUILD)/screenshots,)
+	$(BIN)/python -m tools.check_site $(SITE) $(if $(SHOTS),--screenshot $(BUILD)/screenshots,) \
+		$(if $(FORCE),,--cache $(BUILD)/check-site-cache.json)
 
 # ---- studying ----------------------------------------------------------------------------
 # make quiz QUIZ="--cluster FIT --lang zh": spaced-repetition drill over questions.yaml

@@ -213,3 +213,51 @@ def test_nbtiming_collects_reports_from_xdist_workers(pytester):
                                 "--nb-durations=d.json")
     result.assert_outcomes(passed=6)
     assert set(json.loads((pytester.path / "d.json").read_text())["seconds"]) == {"nb_one", "nb_two"}
+
+
+@pytest.fixture
+def stand_in_chromium(monkeypatch):
+    """check_site without Chromium: pages are 'rendered' by parsing their file; the special checks pass."""
+    rendered = []
+
+    def render_page(chromium, base, site, page, screenshot_dir):
+        rendered.append(page.name)
+        return check_site.parse(page.read_text())
+
+    monkeypatch.setattr(check_site, "find_chromium", lambda: "chromium")
+    monkeypatch.setattr(check_site, "_render_page", render_page)
+    for special in ("check_cjk_glyphs", "check_question_index", "check_search"):
+        monkeypatch.setattr(check_site, special, lambda *args: [])
+    return rendered
+
+
+def test_check_renders_again_only_what_changed_since_the_last_clean_check(tmp_path, stand_in_chromium):
+    site, cache = tmp_path / "site", tmp_path / "cache.json"
+    (site / "_static").mkdir(parents=True)
+    (site / "_static" / "theme.js").write_text("// v1")
+    body = "<main>" + "text " * 60 + '<a href="b.html#sec">b</a></main>'
+    (site / "a.html").write_text(body)
+    (site / "b.html").write_text('<main id="sec">' + "text " * 60 + "</main>")
+    assert check_site.check(site, cache=cache) == [] and sorted(stand_in_chromium) == ["a.html", "b.html"]
+
+    stand_in_chromium.clear()
+    assert check_site.check(site, cache=cache) == [] and stand_in_chromium == []  # nothing changed
+
+    (site / "b.html").write_text('<main id="moved">' + "text " * 60 + "</main>")  # a's link now broken
+    problems = check_site.check(site, cache=cache)
+    assert stand_in_chromium == ["b.html"]  # a is not re-rendered, but its cached links are re-checked
+    assert problems == ["a.html: link b.html#sec points at a missing anchor"]
+
+    stand_in_chromium.clear()
+    check_site.check(site, cache=cache)
+    assert stand_in_chromium == ["a.html"]  # a failed, so it was not cached as clean
+
+    stand_in_chromium.clear()
+    (site / "_static" / "theme.js").write_text("// v2")
+    check_site.check(site, cache=cache)
+    assert sorted(stand_in_chromium) == ["a.html", "b.html"]  # a script every page loads changed
+
+    stand_in_chromium.clear()
+    cache.write_text("{not json")
+    check_site.check(site, cache=cache)
+    assert sorted(stand_in_chromium) == ["a.html", "b.html"]  # an unreadable cache is ignored

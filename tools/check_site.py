@@ -1,19 +1,27 @@
 """Open every page of the built site in headless Chromium and check that it renders and that its
 internal links, anchors and images resolve; that Chinese text renders with real glyphs; that the
 question index's filters and answer reveal work; and that the search finds a notebook. Exits
-non-zero listing every problem."""
+non-zero listing every problem.
+
+With ``--cache FILE``, a page whose HTML and whose site-wide scripts and styles (``_static``) are
+byte for byte those of its last clean check is not rendered again: its stored DOM summary (links,
+anchors, images, text length) is checked against today's files. The CJK, question-index and search
+checks always run."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import http.server
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -107,21 +115,76 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def check(site: Path, screenshot_dir: Path | None = None, workers: int = 4) -> list[str]:
+@dataclass
+class RenderedPage:
+    """What the page checks need from a rendered page; stored in the cache."""
+
+    links: list[str]
+    images: list[str]
+    ids: list[str]
+    text_chars: int
+
+    @classmethod
+    def of(cls, dom: PageParser) -> RenderedPage:
+        return cls(dom.links, dom.images, sorted(dom.ids), dom.text_chars)
+
+
+CACHE_VERSION = 1
+
+
+def static_fingerprint(site: Path) -> str:
+    """A hash of every file under ``_static`` (the scripts and styles that shape every page's DOM)."""
+    digest = hashlib.sha256()
+    for path in sorted((site / "_static").rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(site).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def page_key(page: Path, fingerprint: str) -> str:
+    return hashlib.sha256(fingerprint.encode() + page.read_bytes()).hexdigest()
+
+
+def load_cache(path: Path | None) -> dict[str, dict]:
+    """The cached pages ``{relative path: {"key", "page"}}``; empty if absent, unreadable or of another version."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        return stored["pages"] if stored.get("version") == CACHE_VERSION else {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def check(site: Path, screenshot_dir: Path | None = None, workers: int = 4, cache: Path | None = None) -> list[str]:
     """Every problem found on the site (an empty list when it is fine). ``workers`` Chromium
-    processes render pages at once, each with its own profile."""
+    processes render pages at once, each with its own profile. Pages unchanged since their last clean
+    check in ``cache`` are not rendered again (unless screenshots are asked for)."""
     pages = sorted(p for p in site.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(site).parts))
     if not pages:
         return [f"no HTML pages under {site}"]
+    fingerprint = static_fingerprint(site)
+    keys = {page: page_key(page, fingerprint) for page in pages}
+    cached = {} if screenshot_dir else load_cache(cache)
+    known = {page: RenderedPage(**cached[rel]["page"]) for page in pages
+             if (rel := page.relative_to(site).as_posix()) in cached and cached[rel].get("key") == keys[page]}
+    to_render = [page for page in pages if page not in known]
     chromium = find_chromium()
     server, base = serve(site)
     problems: list[str] = []
     static_ids: dict[Path, set[str]] = {}
+    clean: dict[str, dict] = {}
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            doms = pool.map(lambda page: _render_page(chromium, base, site, page, screenshot_dir), pages)
-            for page, dom in zip(pages, doms, strict=True):
-                problems += _page_problems(site, page, dom, static_ids)
+            rendered = dict(zip(to_render, pool.map(
+                lambda page: RenderedPage.of(_render_page(chromium, base, site, page, screenshot_dir)), to_render),
+                strict=True))
+        for page in pages:
+            result = known.get(page) or rendered[page]
+            found = _page_problems(site, page, result, static_ids)
+            problems += found
+            if not found:
+                clean[page.relative_to(site).as_posix()] = {"key": keys[page], "page": asdict(result)}
         with tempfile.TemporaryDirectory() as profile:
             problems += check_cjk_glyphs(chromium, profile)
             if (site / "questions.html").is_file():
@@ -130,7 +193,10 @@ def check(site: Path, screenshot_dir: Path | None = None, workers: int = 4) -> l
                 problems += check_search(chromium, base, profile)
     finally:
         server.shutdown()
-    print(f"checked {len(pages)} pages in headless Chromium")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"version": CACHE_VERSION, "pages": clean}), encoding="utf-8")
+    print(f"checked {len(pages)} pages in headless Chromium ({len(known)} unchanged since their last check)")
     return sorted(set(problems))
 
 
@@ -141,14 +207,14 @@ def _render_page(chromium: str, base: str, site: Path, page: Path, screenshot_di
         return parse(render(chromium, urljoin(base, relative), profile, shot))
 
 
-def _page_problems(site: Path, page: Path, dom: PageParser, static_ids: dict[Path, set[str]]) -> list[str]:
+def _page_problems(site: Path, page: Path, dom: RenderedPage, static_ids: dict[Path, set[str]]) -> list[str]:
     relative = page.relative_to(site).as_posix()
-    problems = []
+    problems, ids = [], set(dom.ids)
     if relative not in ("genindex.html", "search.html") and dom.text_chars < 200:
         problems.append(f"{relative}: the page did not render (main text {dom.text_chars} chars)")
     for target in dom.links + dom.images:
         if target.startswith("#"):  # same page: check the rendered DOM (index.html redirects)
-            if target[1:] and unquote(target[1:]) not in dom.ids:
+            if target[1:] and unquote(target[1:]) not in ids:
                 problems.append(f"{relative}: link {target} points at a missing anchor")
             continue
         problems += _check_target(site, page, relative, target, static_ids)
@@ -308,8 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("site", type=Path, help="the built HTML folder")
     parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG of every page here")
+    parser.add_argument("--cache", type=Path, default=None, help="skip pages unchanged since their last clean check")
     args = parser.parse_args(argv)
-    problems = check(args.site, args.screenshot)
+    problems = check(args.site, args.screenshot, cache=args.cache)
     for problem in problems:
         print(f"  - {problem}")
     print("site OK" if not problems else f"{len(problems)} problems")
