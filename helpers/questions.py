@@ -18,8 +18,11 @@ from helpers.config import NOTEBOOKS_DIR, QUESTION_BANK
 DIFFICULTIES = {"E": "easy", "M": "medium", "H": "hard"}
 REQUIRED = ("id", "cluster", "difficulty", "question_en", "question_zh", "answer", "notebook", "section")
 OPTIONAL = ("answer_zh", "follow_ups", "syllabus")
+ZH_FIELDS = ("question_zh", "answer_zh")
 ID_PATTERN = re.compile(r"^[A-Z]+-X?\d{2}$")
 LABEL_LINE = re.compile(r"^\(([A-Za-z0-9_.:-]+)\)=\s*$")
+CJK = "\u2e80-\u9fff\u3000-\u303f\uff00-\uffef"  # CJK characters and CJK/full-width punctuation
+CJK_GAP = re.compile(f"(?<=[{CJK}])[ \t\n]+(?=[{CJK}])")
 HEADING_LINE = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
 
 
@@ -85,8 +88,19 @@ def load_bank(path: str | Path = QUESTION_BANK) -> list[Question]:
     if problems:
         raise ValueError(f"{path} is not a valid question bank:\n  " + "\n  ".join(problems))
     return [
-        Question(**{**record, "follow_ups": tuple(record.get("follow_ups", []))}) for record in records
+        Question(**{**record, **{f: join_cjk_lines(record[f]) for f in ZH_FIELDS if record.get(f)},
+                    "follow_ups": tuple(record.get("follow_ups", []))})
+        for record in records
     ]
+
+
+def join_cjk_lines(text: str) -> str:
+    """Drop the whitespace between two CJK characters, where a wrapped Chinese line was joined.
+
+    YAML's folded style (``>-``) turns each line break into a space: right in English, a visible gap
+    in Chinese. Spaces beside Latin letters, digits or symbols (``用 Opacus 做``) are kept.
+    """
+    return CJK_GAP.sub("", text)
 
 
 def find(ids: list[str] | tuple[str, ...], bank: list[Question] | None = None) -> list[Question]:

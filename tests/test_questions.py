@@ -81,6 +81,35 @@ def test_load_bank_builds_questions(bank):
     assert (second.answer_zh, second.follow_ups, second.syllabus) == ("", (), False)
 
 
+FOLDED = """\
+- id: FIT-01
+  cluster: fitting
+  difficulty: E
+  question_en: What is overfitting?
+  question_zh: 什么是
+    过拟合？
+  answer: >-
+    The model memorises
+    noise.
+  answer_zh: >-
+    模型记住了训练集里的
+    噪声，用 Opacus
+    做 DP-SGD 时
+    ε = 1。
+  notebook: nb01
+  section: my-label
+"""
+
+
+def test_load_bank_joins_wrapped_chinese_lines_without_a_space(tmp_path):
+    path = tmp_path / "folded.yaml"
+    path.write_text(FOLDED, encoding="utf-8")
+    (q,) = questions.load_bank(path)
+    assert q.question_zh == "什么是过拟合？"
+    assert q.answer_zh == "模型记住了训练集里的噪声，用 Opacus 做 DP-SGD 时 ε = 1。"  # spaces beside Latin kept
+    assert q.answer == "The model memorises noise."
+
+
 def test_load_bank_lists_problems(tmp_path, records):
     records[1]["id"] = "FIT-01"
     path = tmp_path / "bad.yaml"
