@@ -79,9 +79,26 @@ def seed_everything(seed: int) -> None:
         torch = sys.modules["torch"]
         torch.manual_seed(seed)  # seeds CPU and every CUDA device
     if "keras" in sys.modules:
-        sys.modules["keras"].utils.set_random_seed(seed)
+        _seed_keras(sys.modules["keras"], seed)
     elif "tensorflow" in sys.modules:
         sys.modules["tensorflow"].random.set_seed(seed)
+
+
+def _seed_keras(keras: Any, seed: int) -> None:
+    """What ``keras.utils.set_random_seed`` does, without importing TensorFlow for another backend.
+
+    Keras's function seeds TensorFlow whenever it is installed, so on the torch backend it would
+    import TensorFlow (seconds, and hundreds of MB) only to seed a library the notebook never uses.
+    Python, NumPy and torch are seeded by the caller; here Keras drops its global seed generator,
+    which is then recreated from the freshly seeded ``random`` (Keras's function does the same).
+    """
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
 
 
 def cpp_compiler() -> str | None:

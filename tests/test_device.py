@@ -52,13 +52,41 @@ def test_seed_everything_different_seeds_differ():
     assert not torch.equal(first[0], draws()[0])
 
 
-def test_seed_everything_seeds_keras_when_imported(monkeypatch):
+def test_seed_everything_seeds_keras_on_tensorflow_with_its_own_function(monkeypatch):
     seeds = []
-    monkeypatch.setitem(
-        sys.modules, "keras", SimpleNamespace(utils=SimpleNamespace(set_random_seed=seeds.append))
+    fake_keras = SimpleNamespace(
+        utils=SimpleNamespace(set_random_seed=seeds.append), backend=SimpleNamespace(backend=lambda: "tensorflow")
     )
+    monkeypatch.setitem(sys.modules, "keras", fake_keras)
     device.seed_everything(3)
     assert seeds == [3]
+
+
+SEED_KERAS_ON_TORCH = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+from helpers.device import seed_everything
+
+def draw():
+    seed_everything(5)
+    layer = keras.layers.Dense(4)
+    layer.build((None, 3))
+    return keras.ops.convert_to_numpy(layer.kernel), keras.ops.convert_to_numpy(keras.random.normal((3,)))
+
+first, second = draw(), draw()
+assert all((a == b).all() for a, b in zip(first, second)), "not reproducible"
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_seed_everything_seeds_keras_on_torch_without_importing_tensorflow():
+    """keras.utils.set_random_seed would import TensorFlow here; seed_everything does not, and still seeds."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", SEED_KERAS_ON_TORCH], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tensorflow imported: False" in result.stdout
 
 
 def test_seed_everything_seeds_tensorflow_without_keras(monkeypatch):
