@@ -23,16 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers.validation import check_int
+
 TEXT_FILE = "kjv_genesis.txt"
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _check_tokens(tokens: object) -> torch.Tensor:
@@ -97,7 +93,7 @@ class CharLMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
@@ -116,8 +112,8 @@ class KVCache:
 
     def __init__(self, config: CharLMConfig, batch_size: int, *, max_len: int | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> None:
-        _check_int("batch_size", batch_size, 1)
-        max_len = config.block_size if max_len is None else _check_int("max_len", max_len, 1)
+        check_int("batch_size", batch_size, 1)
+        max_len = config.block_size if max_len is None else check_int("max_len", max_len, 1)
         if max_len > config.block_size:
             raise ValueError(f"max_len must be <= block_size ({config.block_size}), got {max_len}")
         shape = (batch_size, config.n_head, max_len, config.head_dim)
@@ -250,8 +246,8 @@ def count_parameters(model: nn.Module) -> int:
 def get_batch(data: torch.Tensor, batch_size: int, seq_len: int, *,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of ``data`` (1-D token ids) and the same windows shifted by one (the targets)."""
-    _check_int("batch_size", batch_size, 1)
-    _check_int("seq_len", seq_len, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("seq_len", seq_len, 1)
     if not isinstance(data, torch.Tensor) or data.ndim != 1 or len(data) <= seq_len:
         raise ValueError(f"data must be a 1-D tensor longer than seq_len ({seq_len})")
     starts = torch.randint(len(data) - seq_len, (batch_size,), generator=generator)
@@ -262,7 +258,7 @@ def get_batch(data: torch.Tensor, batch_size: int, seq_len: int, *,
 def train(model: CharLM, data: torch.Tensor, *, steps: int, batch_size: int = 32, seq_len: int | None = None,
           lr: float = 3e-3, weight_decay: float = 0.01, seed: int = 0) -> list[float]:
     """AdamW on random windows of ``data`` with a linear warm-up and cosine decay; returns every step's loss."""
-    _check_int("steps", steps, 1)
+    check_int("steps", steps, 1)
     seq_len = model.config.block_size if seq_len is None else seq_len
     if not 0 < lr < 1:
         raise ValueError(f"lr must lie in (0, 1), got {lr!r}")
@@ -288,10 +284,10 @@ def train(model: CharLM, data: torch.Tensor, *, steps: int, batch_size: int = 32
 
 def windows(data: torch.Tensor, seq_len: int, *, max_windows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Consecutive non-overlapping windows of ``data`` and their shifted targets, for evaluation."""
-    _check_int("seq_len", seq_len, 1)
+    check_int("seq_len", seq_len, 1)
     n = (len(data) - 1) // seq_len
     if max_windows is not None:
-        n = min(n, _check_int("max_windows", max_windows, 1))
+        n = min(n, check_int("max_windows", max_windows, 1))
     if n < 1:
         raise ValueError(f"data ({len(data)} tokens) is too short for one window of {seq_len}")
     x = data[: n * seq_len].view(n, seq_len)
@@ -331,7 +327,7 @@ def sampling_probs(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
     if top_k is not None:
-        _check_int("top_k", top_k, 1)
+        check_int("top_k", top_k, 1)
     if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
     logits = logits.float()
@@ -372,7 +368,7 @@ def generate(model: CharLM, prompt: torch.Tensor, max_new_tokens: int, *, use_ca
     with ``return_logits``, the logits each new token was chosen from (batch, max_new_tokens, vocab).
     """
     prompt = _check_tokens(prompt)
-    _check_int("max_new_tokens", max_new_tokens, 1)
+    check_int("max_new_tokens", max_new_tokens, 1)
     total = prompt.shape[1] + max_new_tokens - 1  # the last token is never fed back
     if total > model.config.block_size:
         raise ValueError(f"prompt + max_new_tokens - 1 = {total} exceeds block_size {model.config.block_size}")
@@ -426,8 +422,8 @@ def speculative_generate(target: CharLM, draft: CharLM, prompt: torch.Tensor, ma
     prompt = _check_tokens(prompt)
     if prompt.shape[0] != 1:
         raise ValueError(f"speculative_generate decodes one sequence; prompt has batch {prompt.shape[0]}")
-    _check_int("max_new_tokens", max_new_tokens, 1)
-    _check_int("k", k, 1)
+    check_int("max_new_tokens", max_new_tokens, 1)
+    check_int("k", k, 1)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
     if target.config.vocab_size != draft.config.vocab_size:
@@ -507,7 +503,7 @@ def acceptance_probability(target: nn.Module, draft: nn.Module, data: torch.Tens
 def _check_alpha_k(alpha: float, k: int) -> None:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    _check_int("k", k, 1)
+    check_int("k", k, 1)
 
 
 def expected_tokens_per_step(alpha: float, k: int) -> float:

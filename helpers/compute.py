@@ -5,27 +5,22 @@ These are the formulas interviewers expect; the notebooks check them against mea
 
 from __future__ import annotations
 
-import numbers
+from helpers.validation import check_positive
 
 BYTES_PER_DTYPE = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 
 
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 def training_flops(n_params: float, n_tokens: float) -> float:
     """≈ 6·N·D: 2 FLOPs per parameter per token forward, 4 backward (dense layers, no attention term)."""
-    _check_positive("n_params", n_params)
-    _check_positive("n_tokens", n_tokens)
+    check_positive("n_params", n_params)
+    check_positive("n_tokens", n_tokens)
     return 6.0 * n_params * n_tokens
 
 
 def gpu_hours(flops: float, *, peak_flops_per_s: float, utilization: float = 0.4, n_gpus: int = 1) -> float:
     """Wall-clock hours on ``n_gpus`` running at ``utilization`` of ``peak_flops_per_s`` each, times n_gpus."""
-    _check_positive("flops", flops)
-    _check_positive("peak_flops_per_s", peak_flops_per_s)
+    check_positive("flops", flops)
+    check_positive("peak_flops_per_s", peak_flops_per_s)
     if not 0 < utilization <= 1:
         raise ValueError(f"utilization must be in (0, 1], got {utilization!r}")
     if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1:
@@ -36,7 +31,7 @@ def gpu_hours(flops: float, *, peak_flops_per_s: float, utilization: float = 0.4
 
 def weight_bytes(n_params: float, dtype: str = "fp32") -> float:
     """Bytes to store ``n_params`` weights in ``dtype`` (fp32, tf32, bf16, fp16, int8, int4)."""
-    _check_positive("n_params", n_params)
+    check_positive("n_params", n_params)
     if dtype not in BYTES_PER_DTYPE:
         raise ValueError(f"dtype must be one of {sorted(BYTES_PER_DTYPE)}, got {dtype!r}")
     return n_params * BYTES_PER_DTYPE[dtype]

@@ -15,10 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+from helpers.validation import check_int
 
 
 class ReplayBuffer:
@@ -30,7 +27,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, *, seed: int = 0) -> None:
-        _check_int("capacity", capacity, 1)
+        check_int("capacity", capacity, 1)
         self.capacity = capacity
         self.seen = 0
         self._rng = np.random.default_rng(seed)
@@ -68,7 +65,7 @@ class ReplayBuffer:
 
     def sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` distinct examples drawn uniformly from the buffer."""
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
         if n > len(self):
             raise ValueError(f"cannot sample {n} examples from a buffer holding {len(self)}")
         index = torch.from_numpy(self._rng.choice(len(self), size=n, replace=False))
@@ -89,7 +86,7 @@ def fisher_diagonal(
 
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"X and y must be non-empty and of equal length, got {len(X)} and {len(y)}")
-    _check_int("chunk_size", chunk_size, 1)
+    check_int("chunk_size", chunk_size, 1)
     params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
 
@@ -151,8 +148,8 @@ def train_on(
     say) is added to every step's loss. The buffer is not updated here: add the task's data after
     training on it. The batch order comes from ``seed``.
     """
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1)
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"X and y must be non-empty and of equal length, got {len(X)} and {len(y)}")
     if not lr > 0:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.config import DATA_DIR
+from helpers.validation import check_int
 
 MANIFEST_NAME = "MANIFEST.csv"
 MANIFEST_COLUMNS = ("file", "sha256", "rows", "source", "licence")
@@ -23,11 +24,6 @@ def _check_fraction(name: str, value: float, *, allow_zero: bool = True) -> None
     if not low_ok or value >= 1:
         bound = "[0, 1)" if allow_zero else "(0, 1)"
         raise ValueError(f"{name} must be a number in {bound}, got {value!r}")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +38,7 @@ def make_circles(n_samples: int, *, noise: float = 0.1, seed: int = 0) -> tuple[
     """Two concentric rings: a task no linear model can fit (float32 X, int64 y)."""
     from sklearn.datasets import make_circles as _make
 
-    _check_positive_int("n_samples", n_samples)
+    check_int("n_samples", n_samples)
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     X, y = _make(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
@@ -56,7 +52,7 @@ def make_imbalanced(
     scikit-learn's ``make_classification`` (5 informative features, no label noise)."""
     from sklearn.datasets import make_classification
 
-    _check_positive_int("n_samples", n_samples)
+    check_int("n_samples", n_samples)
     if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float)) or imbalance < 1:
         raise ValueError(f"imbalance must be a number >= 1 (negatives per positive), got {imbalance!r}")
     if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 5:
@@ -78,7 +74,7 @@ def make_noisy_sine(
     n_samples: int, *, noise: float = 0.3, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """x uniform in [0, 1], y = sin(2πx) + Gaussian noise: the classic bias–variance playground."""
-    _check_positive_int("n_samples", n_samples)
+    check_int("n_samples", n_samples)
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)

@@ -27,12 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from helpers.validation import check_int
+
 COUNTRIES = ("CN", "DE", "FR", "GB", "IN", "JP", "US", "BR")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def _check_path(name: str, value: Any) -> Path:
@@ -51,8 +48,8 @@ def make_events(n_rows: int, *, n_groups: int = 100, seed: int = 0):
     import pandas as pd
     import pyarrow as pa
 
-    _check_positive_int("n_rows", n_rows)
-    _check_positive_int("n_groups", n_groups)
+    check_int("n_rows", n_rows)
+    check_int("n_groups", n_groups)
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, n_groups + 1) ** 0.8
     group = rng.choice(n_groups, size=n_rows, p=weights / weights.sum())
@@ -115,7 +112,7 @@ def aggregate_csv(
 
     path = _check_path("path", path)
     if chunksize is not None:
-        _check_positive_int("chunksize", chunksize)
+        check_int("chunksize", chunksize)
     options: dict[str, Any] = {}
     if only_needed:
         options = {"usecols": [key, value], "dtype": {key: "int32", value: "int32"}}
@@ -151,7 +148,7 @@ def aggregate_memmap(
     the OS may reclaim, but counted in RSS).
     """
     key_path, value_path = _check_path("key_path", key_path), _check_path("value_path", value_path)
-    _check_positive_int("block_rows", block_rows)
+    check_int("block_rows", block_rows)
     key_dtype, n_rows, key_offset = _npy_layout(key_path)
     value_dtype, n_values, value_offset = _npy_layout(value_path)
     if n_rows != n_values:
@@ -182,7 +179,7 @@ def aggregate_parquet(path: str | os.PathLike, key: str, value: str, *, batch_ro
 
     path = _check_path("path", path)
     if batch_rows is not None:
-        _check_positive_int("batch_rows", batch_rows)
+        check_int("batch_rows", batch_rows)
     columns = [key, value]
     parquet = pq.ParquetFile(path)
     if batch_rows is None:
@@ -230,7 +227,7 @@ def split_text(text: str, n_chunks: int) -> list[str]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    _check_positive_int("n_chunks", n_chunks)
+    check_int("n_chunks", n_chunks)
     step = max(1, math.ceil(len(text) / n_chunks))
     chunks, start = [], 0
     while start < len(text):
@@ -321,8 +318,8 @@ class SlowDataset:
         setup_delay_s: float = 0.0,
         seed: int = 0,
     ) -> None:
-        _check_positive_int("n_items", n_items)
-        _check_positive_int("n_features", n_features)
+        check_int("n_items", n_items)
+        check_int("n_features", n_features)
         for name, delay in (("item_delay_s", item_delay_s), ("setup_delay_s", setup_delay_s)):
             if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
                 raise ValueError(f"{name} must be a number >= 0 (seconds), got {delay!r}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.run_scripts import JOB_MARKER, RESULTS_ENV, job_dir
+from helpers.validation import check_int
 
 ZERO_STAGES = (0, 1, 2, 3)
 
@@ -64,16 +65,11 @@ def plan_launch(n_gpus: int, *, cpu_ranks: int = 2) -> LaunchPlan:
     """The launch plan for ``n_gpus`` visible CUDA devices (``torch.cuda.device_count()``)."""
     if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 0:
         raise ValueError(f"n_gpus must be an int >= 0, got {n_gpus!r}")
-    _check_positive_int("cpu_ranks", cpu_ranks)
+    check_int("cpu_ranks", cpu_ranks)
     cpu = Job("gloo", cpu_ranks, "cpu")
     if n_gpus == 0:
         return LaunchPlan(cpu, None, "no CUDA GPU is visible, so there is nothing for NCCL to connect")
     return LaunchPlan(cpu, Job("nccl", n_gpus, "cuda"), None)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def torchrun_command(
@@ -92,8 +88,8 @@ def torchrun_command(
     need ``rdzv_endpoint="host:port"`` of one node that every node can reach; run the same command on
     each node. Output lines are prefixed with the local rank (``[rank0]:``).
     """
-    _check_positive_int("nproc_per_node", nproc_per_node)
-    _check_positive_int("nnodes", nnodes)
+    check_int("nproc_per_node", nproc_per_node)
+    check_int("nnodes", nnodes)
     if nnodes > 1 and not rdzv_endpoint:
         raise ValueError("rdzv_endpoint ('host:port' of one node) is required when nnodes > 1")
     cmd = [python, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
@@ -314,7 +310,7 @@ def ring_bytes_per_rank(nbytes: float, world_size: int) -> float:
     """Bytes each rank sends in a ring all-reduce of an ``nbytes`` buffer: 2(N-1)/N · nbytes."""
     if nbytes < 0:
         raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
-    _check_positive_int("world_size", world_size)
+    check_int("world_size", world_size)
     return 2 * (world_size - 1) / world_size * nbytes
 
 
@@ -330,7 +326,7 @@ def zero_bytes_per_gpu(n_params: float, world_size: int, stage: int) -> dict[str
 
     if not n_params > 0:
         raise ValueError(f"n_params must be > 0, got {n_params!r}")
-    _check_positive_int("world_size", world_size)
+    check_int("world_size", world_size)
     if stage not in ZERO_STAGES:
         raise ValueError(f"stage must be one of {ZERO_STAGES}, got {stage!r}")
     per_param, n = bytes_per_param("adamw", "bf16_mixed"), world_size
@@ -364,7 +360,7 @@ def data_parallel_step_s(
         raise ValueError(f"bandwidth_bytes_per_s must be > 0, got {bandwidth_bytes_per_s!r}")
     if not 0.0 <= overlap <= 1.0:
         raise ValueError(f"overlap must be in [0, 1], got {overlap!r}")
-    _check_positive_int("world_size", world_size)
+    check_int("world_size", world_size)
     comm = 2 * (world_size - 1) * latency_s + ring_bytes_per_rank(grad_bytes, world_size) / bandwidth_bytes_per_s
     return compute_s + max(0.0, comm - overlap * compute_s)
 
@@ -373,5 +369,5 @@ def scaling_efficiency(t1_s: float, tn_s: float, world_size: int) -> float:
     """Strong-scaling efficiency T1 / (N · TN): 1.0 is a perfect N-fold speed-up."""
     if not (t1_s > 0 and tn_s > 0):
         raise ValueError(f"t1_s and tn_s must be > 0, got {t1_s!r} and {tn_s!r}")
-    _check_positive_int("world_size", world_size)
+    check_int("world_size", world_size)
     return t1_s / (world_size * tn_s)

@@ -23,6 +23,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from helpers.validation import check_int
+
 KINDS = ("none", "covariate", "prior", "concept")
 METHODS = ("psi", "ks", "c2st", "mmd")
 SEPARATION = 2.5  # distance of the class means (unit covariance): Bayes accuracy Φ(1.25) ≈ 0.89
@@ -32,11 +34,6 @@ PSI_ALARM = 0.2  # the usual rule of thumb: PSI above 0.2 is a significant shift
 _EPS = 1e-4  # share given to empty bins, so that PSI stays finite
 
 Batch = tuple[np.ndarray, np.ndarray]
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_alpha(alpha: float) -> None:
@@ -124,10 +121,10 @@ def make_stream(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    _check_int("n_batches", n_batches, 1)
-    _check_int("batch_size", batch_size, 2)
-    _check_int("n_features", n_features, 2)
-    _check_int("drift_at", drift_at, 0)
+    check_int("n_batches", n_batches, 1)
+    check_int("batch_size", batch_size, 2)
+    check_int("n_features", n_features, 2)
+    check_int("drift_at", drift_at, 0)
     if drift_at > n_batches:
         raise ValueError(f"drift_at must be at most n_batches ({n_batches}), got {drift_at}")
     rng = np.random.default_rng(seed)
@@ -151,7 +148,7 @@ def psi(reference: np.ndarray, current: np.ndarray, *, n_bins: int = 10) -> floa
     above 0.2 is the usual alarm level.
     """
     reference, current = _check_1d("reference", reference), _check_1d("current", current)
-    _check_int("n_bins", n_bins, 2)
+    check_int("n_bins", n_bins, 2)
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, n_bins + 1)[1:-1]))
     ref_share, cur_share = _bin_shares(reference, edges), _bin_shares(current, edges)
     return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
@@ -176,7 +173,7 @@ def _domain_probabilities(
 
     Returns the domain of every pooled row (0 reference, 1 current), its probability and its fold.
     """
-    _check_int("cv", cv, 2)
+    check_int("cv", cv, 2)
     if min(len(reference), len(current)) < cv:
         raise ValueError(f"each sample needs at least cv={cv} rows for the cross-validation")
     X = np.vstack([reference, current])
@@ -215,8 +212,8 @@ def c2st_auc_threshold(n_reference: int, n_current: int, *, alpha: float = 0.01)
     other), so the threshold is 0.5 + z_(1−alpha) · √2 · that standard deviation; the tests check
     the resulting false-alarm rate over seeds.
     """
-    _check_int("n_reference", n_reference, 1)
-    _check_int("n_current", n_current, 1)
+    check_int("n_reference", n_reference, 1)
+    check_int("n_current", n_current, 1)
     _check_alpha(alpha)
     sd = np.sqrt(2 * (n_reference + n_current + 1) / (12 * n_reference * n_current))
     return float(0.5 + stats.norm.ppf(1 - alpha) * sd)
@@ -271,7 +268,7 @@ def mmd_permutation_pvalue(
     """P-value of the MMD test: the share of random relabellings of the pooled sample whose MMD² is
     at least the observed one, counting the observed split, so never below 1 / (n_permutations + 1)."""
     X, Y = _check_pair(X, Y)
-    _check_int("n_permutations", n_permutations, 1)
+    check_int("n_permutations", n_permutations, 1)
     K = _rbf_kernel(np.vstack([X, Y]), bandwidth)
     rng = np.random.default_rng(seed)
     ranks = rng.random((len(K), n_permutations)).argsort(axis=0)  # a random permutation per column
@@ -321,7 +318,7 @@ def evaluate_detector(
 ) -> DetectorResult:
     """Run ``detect_drift`` on every batch after the first ``reference_batches``, which (pooled) are
     the reference; labels are not used. Pass ``drift_at=len(stream)`` for a stream without drift."""
-    _check_int("reference_batches", reference_batches, 1)
+    check_int("reference_batches", reference_batches, 1)
     if not reference_batches <= drift_at <= len(stream):
         raise ValueError(f"drift_at must lie in reference_batches ({reference_batches}) .. len(stream) "
                          f"({len(stream)}), got {drift_at!r}")
@@ -369,7 +366,7 @@ def em_prior_correction(
     k = probs.shape[1]
     if train_priors.shape != (k,) or np.any(train_priors <= 0) or not np.isclose(train_priors.sum(), 1):
         raise ValueError(f"train_priors must be {k} positive numbers that sum to 1, got {train_priors}")
-    _check_int("max_iter", max_iter, 1)
+    check_int("max_iter", max_iter, 1)
     priors = train_priors
     for _ in range(max_iter):
         adjusted = probs * (priors / train_priors)

@@ -15,13 +15,9 @@ from tqdm.auto import tqdm
 
 from helpers.config import progress_enabled
 from helpers.train import evaluate
+from helpers.validation import check_int
 
 OptimizerFactory = Callable[[Sequence[nn.Parameter], float], torch.optim.Optimizer]
-
-
-def _check_int(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_factor(name: str, value: float) -> None:
@@ -45,7 +41,7 @@ def count_spikes(losses: Sequence[float], *, factor: float = 2.0, window: int = 
     history to compare with.
     """
     _check_factor("factor", factor)
-    _check_int("window", window)
+    check_int("window", window)
     values = np.asarray(losses, dtype=float)
     spikes = 0
     for i in range(window, len(values)):
@@ -132,8 +128,8 @@ def train_steps(
     continues a model that is already trained, whose first loss is small. With ``stop_at``,
     training ends at the first validation that reaches that accuracy (for time-to-target runs).
     """
-    _check_int("steps", steps)
-    _check_int("eval_every", eval_every)
+    check_int("steps", steps)
+    check_int("eval_every", eval_every)
     _check_factor("divergence_factor", divergence_factor)
     if len(X) != len(y) or len(X) == 0:
         raise ValueError(f"X and y must be non-empty and of equal length, got {len(X)} and {len(y)}")
@@ -142,7 +138,7 @@ def train_steps(
     if stop_at is not None and X_val is None:
         raise ValueError("stop_at needs validation data (X_val, y_val)")
     batch_size = len(X) if batch_size is None else batch_size
-    _check_int("batch_size", batch_size)
+    check_int("batch_size", batch_size)
     if batch_size > len(X):
         raise ValueError(f"batch_size must be at most the number of examples ({len(X)}), got {batch_size}")
     if divergence_reference is not None and not divergence_reference > 0:
@@ -227,7 +223,7 @@ def lr_range_test(
         raise ValueError(f"need 0 < lr_min < lr_max, got {lr_min} and {lr_max}")
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    _check_int("steps", steps, minimum=2)
+    check_int("steps", steps, minimum=2)
     _check_factor("stop_factor", stop_factor)
     optimizer = make_optimizer(list(model.parameters()), lr_min)
     growth = (lr_max / lr_min) ** (1 / (steps - 1))

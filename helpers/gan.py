@@ -18,19 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.validation import check_int, check_positive
+
 Sampler = Callable[[tuple[int, ...]], torch.Tensor]
-
-
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
 
 
 # --- data: a ring of Gaussians -------------------------------------------------------------------
@@ -45,9 +35,9 @@ class Ring:
     std: float = 0.05
 
     def __post_init__(self) -> None:
-        _check_int("n_modes", self.n_modes, 2)
-        _check_positive("radius", self.radius)
-        _check_positive("std", self.std)
+        check_int("n_modes", self.n_modes, 2)
+        check_positive("radius", self.radius)
+        check_positive("std", self.std)
 
     @property
     def centers(self) -> np.ndarray:
@@ -86,7 +76,7 @@ def mode_coverage(samples: np.ndarray | torch.Tensor, ring: Ring, *, n_sigma: fl
     samples = np.asarray(samples, dtype=float)
     if samples.ndim != 2 or samples.shape[1] != 2 or len(samples) == 0:
         raise ValueError(f"samples must have shape (N, 2) with N >= 1, got {samples.shape}")
-    _check_positive("n_sigma", n_sigma)
+    check_positive("n_sigma", n_sigma)
     if not 0 < min_share <= 1:
         raise ValueError(f"min_share must be in (0, 1], got {min_share!r}")
     distances = np.linalg.norm(samples[:, None, :] - ring.centers[None].astype(float), axis=2)
@@ -241,7 +231,7 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, *, n_projections: int = 64,
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 2 or a.shape != b.shape or len(a) == 0:
         raise ValueError(f"a and b must be non-empty 2-D arrays of one shape, got {a.shape} and {b.shape}")
-    _check_int("n_projections", n_projections, 1)
+    check_int("n_projections", n_projections, 1)
     directions = np.random.default_rng(seed).standard_normal((a.shape[1], n_projections))
     directions /= np.linalg.norm(directions, axis=0, keepdims=True)
     return float(np.abs(np.sort(a @ directions, axis=0) - np.sort(b @ directions, axis=0)).mean())

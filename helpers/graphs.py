@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.validation import check_int
+
 
 def _check_adjacency(adj: np.ndarray) -> np.ndarray:
     adj = np.asarray(adj, dtype=float)
@@ -23,11 +25,6 @@ def _check_adjacency(adj: np.ndarray) -> np.ndarray:
     if (adj < 0).any() or not np.allclose(adj, adj.T):
         raise ValueError("adj must be symmetric with non-negative weights (an undirected graph)")
     return adj
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def normalized_adjacency(adj: np.ndarray, *, self_loops: bool = True) -> np.ndarray:
@@ -64,7 +61,7 @@ def make_sbm(
     for name, p in (("p_in", p_in), ("p_out", p_out)):
         if not 0 <= p <= 1:
             raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-    _check_int("n_features", n_features, 1)
+    check_int("n_features", n_features, 1)
     if signal < 0:
         raise ValueError(f"signal must be >= 0, got {signal!r}")
     rng = np.random.default_rng(seed)
@@ -102,7 +99,7 @@ def label_spreading(
         raise ValueError("labelled must mark at least one node")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    _check_int("max_iter", max_iter, 1)
+    check_int("max_iter", max_iter, 1)
     n_classes = int(labels[labelled].max()) + 1
     seeds = np.zeros((len(adj), n_classes))
     seeds[np.flatnonzero(labelled), labels[labelled]] = 1.0
@@ -164,8 +161,8 @@ class GCNLayer(nn.Module):
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
-        _check_int("in_features", in_features, 1)
-        _check_int("out_features", out_features, 1)
+        check_int("in_features", in_features, 1)
+        check_int("out_features", out_features, 1)
         self.lin = nn.Linear(in_features, out_features, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_features))
 
@@ -183,8 +180,8 @@ class GCN(nn.Module):
     def __init__(self, in_features: int, hidden: int, out_features: int, *, n_layers: int = 2,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        _check_int("n_layers", n_layers, 1)
-        _check_int("hidden", hidden, 1)
+        check_int("n_layers", n_layers, 1)
+        check_int("hidden", hidden, 1)
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
         widths = [in_features] + [hidden] * (n_layers - 1) + [out_features]
@@ -221,7 +218,7 @@ def train_node_classifier(
     """
     if not callable(forward):
         raise TypeError("forward must be a callable: model -> logits of every node")
-    _check_int("epochs", epochs, 1)
+    check_int("epochs", epochs, 1)
     if train_mask.dtype != torch.bool or not train_mask.any():
         raise ValueError("train_mask must be a boolean tensor marking at least one node")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

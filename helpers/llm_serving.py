@@ -23,14 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.validation import check_int
+
 BATCHING_POLICIES = ("static", "continuous")
 ALLOCATION_POLICIES = ("contiguous", "paged")
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_range(name: str, value: object) -> tuple[int, int]:
@@ -51,15 +47,15 @@ class Request:
     def __post_init__(self) -> None:
         if not (isinstance(self.arrival_s, (int, float)) and math.isfinite(self.arrival_s) and self.arrival_s >= 0):
             raise ValueError(f"arrival_s must be a finite number >= 0, got {self.arrival_s!r}")
-        _check_int("prompt_tokens", self.prompt_tokens, 1)
-        _check_int("output_tokens", self.output_tokens, 1)
+        check_int("prompt_tokens", self.prompt_tokens, 1)
+        check_int("output_tokens", self.output_tokens, 1)
 
 
 def make_requests(n: int, *, rate_per_s: float, prompt_tokens: tuple[int, int] = (8, 64),
                   output_tokens: tuple[int, int] = (4, 128), seed: int = 0) -> list[Request]:
     """``n`` requests with Poisson arrivals at ``rate_per_s``; prompt lengths uniform in ``prompt_tokens``,
     output lengths log-uniform in ``output_tokens`` (many short answers, a few long ones)."""
-    _check_int("n", n, 1)
+    check_int("n", n, 1)
     if isinstance(rate_per_s, bool) or not isinstance(rate_per_s, (int, float)) or not rate_per_s > 0:
         raise ValueError(f"rate_per_s must be a number > 0, got {rate_per_s!r}")
     p_low, p_high = _check_range("prompt_tokens", prompt_tokens)
@@ -102,7 +98,7 @@ class StepTimes:
 
     def decode(self, batch: int) -> float:
         """Seconds of one decoding step for ``batch`` running sequences."""
-        batch = _check_int("batch", batch, 1)
+        batch = check_int("batch", batch, 1)
         sizes, times = self.batch_sizes, self.decode_s
         if batch <= sizes[-1]:
             return float(np.interp(batch, sizes, times))
@@ -111,7 +107,7 @@ class StepTimes:
 
     def prefill(self, n_tokens: int) -> float:
         """Seconds to prefill ``n_tokens`` prompt tokens (0 for none)."""
-        n_tokens = _check_int("n_tokens", n_tokens, 0)
+        n_tokens = check_int("n_tokens", n_tokens, 0)
         return 0.0 if n_tokens == 0 else self.prefill_overhead_s + n_tokens * self.prefill_s_per_token
 
 
@@ -166,7 +162,7 @@ def simulate_batching(requests: Sequence[Request], times: StepTimes, *, max_batc
     after its last token.
     """
     requests = _check_requests(requests)
-    max_batch = _check_int("max_batch", max_batch, 1)
+    max_batch = check_int("max_batch", max_batch, 1)
     if not isinstance(times, StepTimes):
         raise TypeError(f"times must be a StepTimes, got {type(times).__name__}")
     if policy not in BATCHING_POLICIES:
@@ -255,9 +251,9 @@ def simulate_kv_allocation(requests: Sequence[Request], *, pool_tokens: int, max
     goes back to the head of the queue, to be recomputed), as vLLM does.
     """
     requests = _check_requests(requests)
-    pool_tokens = _check_int("pool_tokens", pool_tokens, 1)
-    max_seq_len = _check_int("max_seq_len", max_seq_len, 1)
-    block_tokens = _check_int("block_tokens", block_tokens, 1)
+    pool_tokens = check_int("pool_tokens", pool_tokens, 1)
+    max_seq_len = check_int("max_seq_len", max_seq_len, 1)
+    block_tokens = check_int("block_tokens", block_tokens, 1)
     if policy not in ALLOCATION_POLICIES:
         raise ValueError(f"policy must be one of {ALLOCATION_POLICIES}, got {policy!r}")
     longest = max(r.prompt_tokens + r.output_tokens for r in requests)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch import nn
 
 from helpers.memory import bytes_per_param, dtype_bytes
+from helpers.validation import check_int
 
 FINETUNE_METHODS = ("full", "lora", "qlora")
 # QLoRA (Dettmers et al. 2023): 4-bit NF4 codes, one absmax per block of 64 weights; with double
@@ -24,11 +24,6 @@ FINETUNE_METHODS = ("full", "lora", "qlora")
 NF4_BLOCK = 64
 NF4_SECOND_BLOCK = 256
 GB = 1e9
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 class LoRALinear(nn.Module):
@@ -39,7 +34,7 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise ValueError(f"base must be an nn.Linear, got {type(base).__name__}")
-        _check_int("r", r)
+        check_int("r", r)
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha!r}")
         if not 0 <= dropout < 1:
@@ -96,13 +91,13 @@ def apply_lora(model: nn.Module, target_modules: Iterable[str], *, r: int, alpha
 
 def lora_parameter_count(shapes: Iterable[tuple[int, int]], r: int) -> int:
     """Trainable parameters LoRA adds to Linear layers of the given (out, in) shapes: Σ r · (in + out)."""
-    _check_int("r", r)
+    check_int("r", r)
     total = 0
     for shape in shapes:
         if len(shape) != 2:
             raise ValueError(f"each shape must be (out_features, in_features), got {shape!r}")
         for size in shape:
-            _check_int("a layer dimension", size)
+            check_int("a layer dimension", size)
         total += r * (shape[0] + shape[1])
     return total
 

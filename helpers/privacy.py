@@ -27,17 +27,7 @@ import torch
 from torch import nn
 
 from helpers.metrics import rank_auc
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-
+from helpers.validation import check_int, check_positive
 
 # --- Files only their owner can read --------------------------------------------------------------
 
@@ -249,7 +239,7 @@ def k_anonymize(table: pd.DataFrame, hierarchies: Mapping[str, Hierarchy], k: in
     (suppressed), and the combination leaving the most classes, then suppressing the fewest rows, wins.
     Every class of the result has at least k rows.
     """
-    _check_int("k", k, 1)
+    check_int("k", k, 1)
     if not 0 <= max_suppression < 1:
         raise ValueError(f"max_suppression must be in [0, 1), got {max_suppression!r}")
     columns = _check_columns(table, list(hierarchies), "hierarchies")
@@ -319,8 +309,8 @@ def laplace_mechanism(value: float | np.ndarray, *, sensitivity: float, epsilon:
     epsilon-differentially private for a query whose answer moves by at most ``sensitivity`` when one
     person's record is added or removed (1 for a count). ``size`` draws that many independent answers.
     """
-    _check_positive("sensitivity", sensitivity)
-    _check_positive("epsilon", epsilon)
+    check_positive("sensitivity", sensitivity)
+    check_positive("epsilon", epsilon)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
     shape = size if size is not None else np.shape(value) or None
@@ -338,8 +328,8 @@ def label_skew_partition(y: np.ndarray, n_clients: int, classes_per_client: int,
     share its examples at random; which classes go together is random too. As in McMahan et al. (2017),
     where each phone holds the digits of two classes.
     """
-    _check_int("n_clients", n_clients, 1)
-    _check_int("classes_per_client", classes_per_client, 1)
+    check_int("n_clients", n_clients, 1)
+    check_int("classes_per_client", classes_per_client, 1)
     y = np.asarray(y)
     classes = np.unique(y)
     slots = n_clients * classes_per_client
@@ -372,11 +362,11 @@ def fedavg(model: nn.Module, clients: Sequence[tuple[torch.Tensor, torch.Tensor]
     global weights by the clients' weights averaged in proportion to their numbers of examples. Only weights
     travel; the examples never leave their client. ``on_round(round, model)`` runs after each round.
     """
-    _check_int("rounds", rounds, 1)
-    _check_int("local_epochs", local_epochs, 1)
-    _check_positive("lr", lr)
+    check_int("rounds", rounds, 1)
+    check_int("local_epochs", local_epochs, 1)
+    check_positive("lr", lr)
     if batch_size is not None:
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
     if not clients or any(len(X) != len(y) or len(X) == 0 for X, y in clients):
         raise ValueError("clients must be a non-empty sequence of non-empty (X, y) pairs of equal length")
     sizes = torch.tensor([float(len(X)) for X, _ in clients])

@@ -19,15 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from helpers.validation import check_int
+
 CLUSTER_POLICIES = ("fifo", "sjf", "best_fit")
 BALANCER_POLICIES = ("round_robin", "random", "least_connections", "power_of_two")
 JITTERS = ("full", "none")
 _EPS = 1e-9  # memory sums are compared with this slack, so 0.1 + 0.2 fits in 0.3
-
-
-def _check_int(name: str, value: int, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -92,7 +89,7 @@ def make_jobs(
     The defaults offer 4 x 80 GB nodes about 94% of their memory-time (1.0 x 8 x 37.5 GB / 320 GB), so
     jobs queue and the 80 GB jobs block FIFO's queue often.
     """
-    _check_int("n", n)
+    check_int("n", n)
     _check_positive("arrival_rate", arrival_rate)
     _check_positive("mean_duration", mean_duration)
     _check_positive("duration_sigma", duration_sigma, allow_zero=True)
@@ -204,7 +201,7 @@ def simulate_cluster(
     jobs backfill; ``"best_fit"`` repeatedly starts the earliest-arrived job that fits, on the node it
     leaves least free memory on (best-fit bin packing, which keeps whole nodes free for big jobs).
     """
-    _check_int("n_nodes", n_nodes)
+    check_int("n_nodes", n_nodes)
     _check_positive("node_memory_gb", node_memory_gb)
     _check_choice("policy", policy, CLUSTER_POLICIES)
     _check_jobs(jobs, node_memory_gb)
@@ -230,8 +227,8 @@ def make_requests(
     """``n`` requests as (arrival times, service times): Poisson arrivals at the rate that gives each of
     ``n_servers`` servers a utilization of ``load``, and lognormal service times of mean ``mean_service_s``
     (``service_sigma`` = 1.5: a few requests cost tens of times the median)."""
-    _check_int("n", n)
-    _check_int("n_servers", n_servers)
+    check_int("n", n)
+    check_int("n_servers", n_servers)
     _check_positive("mean_service_s", mean_service_s)
     _check_positive("service_sigma", service_sigma, allow_zero=True)
     if not 0 < load < 1:
@@ -274,7 +271,7 @@ def simulate_load_balancer(
         raise ValueError("service_times and arrivals must be non-empty 1-D arrays of the same length")
     if (service_times < 0).any() or np.any(np.diff(arrivals) < 0) or not np.isfinite(arrivals).all():
         raise ValueError("service_times must be >= 0 and arrivals finite and sorted")
-    _check_int("n_servers", n_servers)
+    check_int("n_servers", n_servers)
     _check_choice("policy", policy, BALANCER_POLICIES)
     rng = np.random.default_rng(seed)
     finishes: list[deque[float]] = [deque() for _ in range(n_servers)]  # per server, in completion order
@@ -303,7 +300,7 @@ class ConsistentHashRing:
     node point clockwise from its hash. Adding or removing a node moves only the keys of its arcs."""
 
     def __init__(self, nodes: Iterable[str], *, replicas: int = 100) -> None:
-        _check_int("replicas", replicas)
+        check_int("replicas", replicas)
         self.replicas = replicas
         self._points: list[int] = []
         self._owners: list[str] = []
@@ -395,8 +392,8 @@ def simulate_retries(
     ``base_delay_s * 2**k`` (``jitter="none"``) or uniform(0, that) (``"full"``, as in the AWS
     Architecture Blog's "Exponential Backoff and Jitter"), for at most ``max_attempts`` attempts in all.
     Requests take no time; only the send times matter."""
-    _check_int("n_clients", n_clients)
-    _check_int("max_attempts", max_attempts)
+    check_int("n_clients", n_clients)
+    check_int("max_attempts", max_attempts)
     _check_positive("outage_s", outage_s)
     _check_positive("base_delay_s", base_delay_s)
     _check_positive("bin_s", bin_s)
@@ -424,7 +421,7 @@ def make_bursty_load(
 ) -> np.ndarray:
     """Requests per time step: Poisson counts whose rate jumps to ``burst_factor`` times the base rate
     in a fraction ``burst_probability`` of the steps, the base chosen so the long-run mean is ``mean``."""
-    _check_int("n_steps", n_steps)
+    check_int("n_steps", n_steps)
     _check_positive("mean", mean)
     if not 0 <= burst_probability <= 1:
         raise ValueError(f"burst_probability must lie in [0, 1], got {burst_probability!r}")

@@ -15,13 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.validation import check_int
+
 # --- checks -------------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_array(name: str, value: np.ndarray, ndim: int) -> np.ndarray:
@@ -142,8 +138,8 @@ class NumpyMLP:
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, seed: int = 0):
-        n_in, n_hidden = _check_int("n_in", n_in, 1), _check_int("n_hidden", n_hidden, 1)
-        n_out = _check_int("n_out", n_out, 2)
+        n_in, n_hidden = check_int("n_in", n_in, 1), check_int("n_hidden", n_hidden, 1)
+        n_out = check_int("n_out", n_out, 2)
         rng = np.random.default_rng(seed)
         self.params = {  # scaled so that tanh starts in its linear range (Xavier-like)
             "W1": rng.normal(0.0, 1.0 / np.sqrt(n_in), (n_hidden, n_in)), "b1": np.zeros(n_hidden),
@@ -177,13 +173,13 @@ class NumpyMLP:
     def fit(self, X: np.ndarray, y: np.ndarray, *, steps: int, lr: float = 0.5, batch_size: int | None = None,
             seed: int = 0) -> list[float]:
         """Plain SGD for ``steps`` steps (full batch when ``batch_size`` is None); returns the loss per step."""
-        steps = _check_int("steps", steps, 1)
+        steps = check_int("steps", steps, 1)
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         rng = np.random.default_rng(seed)
         losses = []
         for _ in range(steps):
-            rows = slice(None) if batch_size is None else rng.integers(0, len(X), _check_int("batch_size", batch_size, 1))
+            rows = slice(None) if batch_size is None else rng.integers(0, len(X), check_int("batch_size", batch_size, 1))
             loss, grads = self.gradients(X[rows], y[rows])
             for name, grad in grads.items():
                 self.params[name] -= lr * grad
@@ -200,8 +196,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     The floor is what PyTorch and Keras do: when the window does not fit a whole number of times,
     the last rows and columns of the input are never read.
     """
-    size, kernel = _check_int("size", size, 1), _check_int("kernel", kernel, 1)
-    stride, padding = _check_int("stride", stride, 1), _check_int("padding", padding, 0)
+    size, kernel = check_int("size", size, 1), check_int("kernel", kernel, 1)
+    stride, padding = check_int("stride", stride, 1), check_int("padding", padding, 0)
     if size + 2 * padding < kernel:
         raise ValueError(f"kernel {kernel} is larger than the padded input {size + 2 * padding}")
     return (size - kernel + 2 * padding) // stride + 1
@@ -297,8 +293,8 @@ def conv2d_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, *, stride: i
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int | None) -> tuple[np.ndarray, int, int, int]:
-    size = _check_int("size", size, 1)
-    stride = size if stride is None else _check_int("stride", stride, 1)
+    size = check_int("size", size, 1)
+    stride = size if stride is None else check_int("stride", stride, 1)
     ho, wo = _conv_shapes(x, size, size, stride, 0)
     n, c, h, w = x.shape
     windows = im2col(x.reshape(n * c, 1, h, w), size, size, stride=stride)  # (n*c*ho*wo, size*size)
@@ -329,7 +325,7 @@ def _check_data(X: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     X = _check_array("X", X, 2).astype(float, copy=False)
     if not np.isfinite(X).all():
         raise ValueError("X must be finite (no nan or inf)")
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, 1)
     if k > len(X):
         raise ValueError(f"k must be at most the number of points ({len(X)}), got {k}")
     return X, k
@@ -407,7 +403,7 @@ def kmeans(X: np.ndarray, k: int, *, init: str | np.ndarray = "k-means++", n_ini
     with the point farthest from its center, which never increases the inertia.
     """
     X, k = _check_data(X, k)
-    n_init, max_iter = _check_int("n_init", n_init, 1), _check_int("max_iter", max_iter, 1)
+    n_init, max_iter = check_int("n_init", n_init, 1), check_int("max_iter", max_iter, 1)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
         raise ValueError(f"tol must be a number >= 0, got {tol!r}")
     if isinstance(init, np.ndarray):

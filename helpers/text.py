@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.validation import check_int
+
 PAD, UNK = "<pad>", "<unk>"
 
 NOUNS = ("food", "service", "staff", "pasta", "coffee", "room", "music", "dessert", "view", "wine",
@@ -28,12 +30,6 @@ NEGATIVE = ("bad", "awful", "bland", "rude", "terrible", "stale", "poor", "dread
             "noisy", "horrible")
 ADVERBS = ("really", "truly", "very", "so", "quite", "rather")  # in a pair, the first is "really" or "truly"
 KINDS = ("plain", "negated", "contrast")
-
-
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 # --- corpora -------------------------------------------------------------------------------------
@@ -70,8 +66,8 @@ def make_reviews(n: int, *, seed: int = 0, max_adverbs: int = 2) -> Corpus:
       sentence with the clauses swapped, which has the opposite label: only word order tells them
       apart.
     """
-    _check_int("n", n, 8)
-    _check_int("max_adverbs", max_adverbs, 0)
+    check_int("n", n, 8)
+    check_int("max_adverbs", max_adverbs, 0)
     rng = np.random.default_rng(seed)
     texts, labels, kinds = [], [], []
     for i in range(n):
@@ -99,8 +95,8 @@ def make_keyword_task(n: int, *, n_classes: int = 4, keywords_per_class: int = 3
     checks = (("n", n, 1), ("n_classes", n_classes, 2), ("keywords_per_class", keywords_per_class, 1),
               ("n_distractors", n_distractors, 1), ("min_length", min_length, 1))
     for name, value, low in checks:
-        _check_int(name, value, low)
-    _check_int("max_length", max_length, min_length)
+        check_int(name, value, low)
+    check_int("max_length", max_length, min_length)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_classes, n)
     lengths = rng.integers(min_length, max_length + 1, n)
@@ -128,7 +124,7 @@ class Vocab:
     """Token <-> id. Id 0 is padding, id 1 the unknown token; the rest by decreasing frequency."""
 
     def __init__(self, token_lists: Iterable[Sequence[str]], *, min_freq: int = 1):
-        _check_int("min_freq", min_freq, 1)
+        check_int("min_freq", min_freq, 1)
         counts = Counter(token for tokens in token_lists for token in tokens)
         kept = sorted((t for t, c in counts.items() if c >= min_freq and t not in (PAD, UNK)),
                       key=lambda t: (-counts[t], t))
@@ -164,7 +160,7 @@ def pad_batch(sequences: Sequence[Sequence[int]], *, length: int | None = None,
     if len(sequences) == 0 or any(len(s) == 0 for s in sequences):
         raise ValueError("sequences must be a non-empty list of non-empty sequences")
     longest = max(len(s) for s in sequences)
-    length = longest if length is None else _check_int("length", length, 1)
+    length = longest if length is None else check_int("length", length, 1)
     if length < longest:
         raise ValueError(f"length {length} is shorter than the longest sequence ({longest})")
     out = torch.full((len(sequences), length), pad_id, dtype=torch.long)
@@ -220,7 +216,7 @@ class AttentionPooling(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        _check_int("dim", dim, 1)
+        check_int("dim", dim, 1)
         self.query = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.key = nn.Linear(dim, dim)
 
@@ -233,8 +229,8 @@ class AttentionPooling(nn.Module):
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     """The fixed positional encodings of Vaswani et al. (2017): (length, dim), sin on even and cos
     on odd features, wavelengths from 2π to 10000·2π."""
-    _check_int("length", length, 1)
-    _check_int("dim", dim, 2)
+    check_int("length", length, 1)
+    check_int("dim", dim, 2)
     if dim % 2:
         raise ValueError(f"dim must be even, got {dim}")
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
