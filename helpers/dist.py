@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from helpers.run_scripts import JOB_MARKER, RESULTS_ENV, job_dir
+from helpers.run_scripts import JOB_MARKER, RESULTS_ENV, STACKS_AT_ENV, job_dir
 from helpers.validation import check_int
 
 ZERO_STAGES = (0, 1, 2, 3)
+STACK_LINE = re.compile(r'^\[rank\d+\]:(Timeout \(|Thread 0x|Current thread|  File ")')  # faulthandler's dump
 
 
 def pick_backend() -> str:
@@ -164,7 +166,8 @@ def launch_sequence(
         cmd = torchrun_command(Path(__file__).with_name("run_scripts.py"), [str(spec_path)],
                                nproc_per_node=nproc_per_node)
         names = " + ".join(Path(job["script"]).name for job in spec)
-        returncode, _, log = _run_torchrun(cmd, names, tmp, timeout_s, echo, env)
+        stacks_at = time.time() + timeout_s - min(5.0, 0.2 * timeout_s)  # the ranks' stacks, just before a kill
+        returncode, _, log = _run_torchrun(cmd, names, tmp, timeout_s, echo, {STACKS_AT_ENV: f"{stacks_at:.3f}", **(env or {})})
         logs = _split_log(log, len(spec))
         results = []
         for index in range(len(spec)):
@@ -204,8 +207,10 @@ def _run_torchrun(cmd: list[str], name: str, results_dir: str, timeout_s: float,
         except queue.Empty:
             _stop(proc)
             tail = "\n".join(log[-20:])
+            stacks = [line for line in log if STACK_LINE.search(line)]
+            where = "\n".join(["", "where each rank was (Python stacks):", *stacks[:80]]) if stacks else ""
             raise TimeoutError(f"{name} ran past timeout_s={timeout_s} s and was killed; "
-                               f"last log lines:\n{tail}") from None
+                               f"last log lines:\n{tail}{where}") from None
         if line is None:
             break
         log.append(line)

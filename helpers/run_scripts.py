@@ -5,12 +5,15 @@ process start-up (Python, torch, the rendezvous) once for all its jobs. Each scr
 ``__main__`` with its own ``sys.argv``, joins and leaves the process group itself, and stores its
 ``save_result`` under its own folder. Each job gets a fresh rendezvous store on a new port (rank 0
 picks it, the others read it from torchrun's store): a second ``init_process_group`` on the same
-store could read the first one's stale addresses and hang. Usage: ``run_scripts.py SPEC.json`` where the spec is a list
+store could read the first one's stale addresses and hang. If the launcher gives a deadline
+(``MLLAB_DIST_STACKS_AT``), every rank prints its Python stacks just before it, so that a job killed
+for running too long says where each rank was waiting. Usage: ``run_scripts.py SPEC.json`` where the spec is a list
 of ``{"script": path, "args": [...]}``.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import runpy
@@ -23,6 +26,7 @@ from typing import Any
 
 RESULTS_ENV = "MLLAB_DIST_RESULTS"  # the folder where save_result writes each rank's result
 JOB_MARKER = "=== mllab job "
+STACKS_AT_ENV = "MLLAB_DIST_STACKS_AT"  # a time.time() at which each rank dumps its stacks (to stderr)
 
 
 def job_dir(results_dir: str | Path, index: int) -> Path:
@@ -51,6 +55,8 @@ def run_sequence(spec_path: str | Path, results_dir: str | Path) -> None:
 
     jobs = json.loads(Path(spec_path).read_text())
     rank = int(os.environ.get("RANK", "0"))
+    if os.environ.get(STACKS_AT_ENV):
+        faulthandler.dump_traceback_later(max(float(os.environ[STACKS_AT_ENV]) - time.time(), 0.1), exit=False)
     agent = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
                      timeout=timedelta(seconds=120))
     for index, job in enumerate(jobs):

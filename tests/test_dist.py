@@ -48,8 +48,8 @@ def test_torchrun_command_rejects_bad_input():
 # ---- launch --------------------------------------------------------------------------------------
 
 
-def write_script(tmp_path, body: str):
-    path = tmp_path / "job.py"
+def write_script(tmp_path, body: str, name: str = "job.py"):
+    path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return path
 
@@ -315,3 +315,24 @@ def test_launch_plan_never_puts_two_nccl_ranks_on_one_gpu():
 def test_launch_plan_rejects_bad_counts(n_gpus, cpu_ranks):
     with pytest.raises(ValueError):
         hd.plan_launch(n_gpus, cpu_ranks=cpu_ranks)
+
+
+@pytest.mark.slow
+def test_a_sequence_killed_for_time_says_where_each_rank_was(tmp_path):
+    fine = write_script(tmp_path, """
+        print("done", flush=True)
+    """, name="fine.py")
+    stuck = write_script(tmp_path, """
+        import time
+
+        def wait_for_a_peer_that_never_comes():
+            time.sleep(600)
+
+        wait_for_a_peer_that_never_comes()
+    """, name="stuck.py")
+    with pytest.raises(TimeoutError) as error:
+        hd.launch_sequence([(fine, []), (stuck, [])], echo=False, timeout_s=15)
+    message = str(error.value)
+    assert "where each rank was" in message
+    for rank in (0, 1):
+        assert f'[rank{rank}]:  File "{stuck}", line 5 in wait_for_a_peer_that_never_comes' in message
