@@ -5,7 +5,7 @@ These are the formulas interviewers expect; the notebooks check them against mea
 
 from __future__ import annotations
 
-from helpers.validation import check_positive
+from helpers.validation import check_int, check_positive
 
 BYTES_PER_DTYPE = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "int8": 1, "int4": 0.5}
 
@@ -23,8 +23,7 @@ def gpu_hours(flops: float, *, peak_flops_per_s: float, utilization: float = 0.4
     check_positive("peak_flops_per_s", peak_flops_per_s)
     if not 0 < utilization <= 1:
         raise ValueError(f"utilization must be in (0, 1], got {utilization!r}")
-    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 1:
-        raise ValueError(f"n_gpus must be an int >= 1, got {n_gpus!r}")
+    check_int("n_gpus", n_gpus)
     seconds_on_all = flops / (peak_flops_per_s * utilization * n_gpus)
     return seconds_on_all * n_gpus / 3600.0
 

@@ -65,8 +65,7 @@ class LaunchPlan:
 
 def plan_launch(n_gpus: int, *, cpu_ranks: int = 2) -> LaunchPlan:
     """The launch plan for ``n_gpus`` visible CUDA devices (``torch.cuda.device_count()``)."""
-    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or n_gpus < 0:
-        raise ValueError(f"n_gpus must be an int >= 0, got {n_gpus!r}")
+    check_int("n_gpus", n_gpus, minimum=0)
     check_int("cpu_ranks", cpu_ranks)
     cpu = Job("gloo", cpu_ranks, "cpu")
     if n_gpus == 0:

